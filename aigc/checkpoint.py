@@ -1,0 +1,196 @@
+"""Safe, self-describing checkpoints (the diffusers layout).
+
+A saved model is a folder:
+  config.json         {"kind", "config", "format", "aigc_version", ...meta}: enough to rebuild the module
+  model.safetensors   the weights; loaded with safetensors only, never unpickled
+  README.md           the model card (measured metrics and the commands that reproduce them)
+  metrics.json        the measured metrics, machine-readable
+Resumable training state (optimizers, step, RNG) lives apart in `state.pt`, written by this
+program and read back with `torch.load(weights_only=True)`.
+
+Every write goes to a temporary file in the same folder and is moved into place with os.replace,
+so a crash never leaves a half-written file behind; a refused load changes nothing on disk.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .registry import get_kind, make_config
+
+FORMAT = "aigc-model/1"
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class CheckpointError(ValueError):
+    """A saved model that cannot be loaded; the message says why."""
+
+
+# -- atomic writes -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; on success move it into place atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+# -- save ----------------------------------------------------------------------------------------
+def config_dict(model) -> dict:
+    return dataclasses.asdict(model.config)
+
+
+def save_pretrained(model, directory: str | Path, *, meta: dict | None = None,
+                    card: str | None = None, metrics: dict | None = None) -> Path:
+    """Write config.json, model.safetensors, README.md and metrics.json into `directory`.
+
+    Existing metrics/card are kept unless new ones are given."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "kind": model.kind})
+    cfg = {"format": FORMAT, "kind": model.kind, "modality": model.modality,
+           "aigc_version": __version__, "config": config_dict(model)}
+    cfg.update(meta or {})
+    atomic_write_json(directory / "config.json", cfg)
+    if metrics is not None or not (directory / "metrics.json").exists():
+        atomic_write_json(directory / "metrics.json", metrics or {})
+    if card is not None:
+        atomic_write_text(directory / "README.md", card)
+    elif not (directory / "README.md").exists():
+        atomic_write_text(directory / "README.md", default_card(directory.name, cfg, metrics or {}))
+    return directory
+
+
+def default_card(name: str, cfg: dict, metrics: dict) -> str:
+    lines = [f"# {name}", "", f"Kind: `{cfg['kind']}`, dataset: `{cfg.get('dataset', '?')}`.", "",
+             "## Metrics", ""]
+    lines += [f"- {k}: {v}" for k, v in metrics.items()] or ["Not evaluated yet."]
+    return "\n".join(lines) + "\n"
+
+
+# -- load ----------------------------------------------------------------------------------------
+def read_config(directory: str | Path) -> dict:
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: no config.json (not a saved aigc model)")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: config.json is implausibly large")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: config.json is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or "kind" not in cfg or not isinstance(cfg.get("config"), dict):
+        raise CheckpointError(f"{path}: config.json lacks 'kind' or 'config'")
+    return cfg
+
+
+def read_metrics(directory: str | Path) -> dict:
+    path = Path(directory) / "metrics.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; anything else (a pickle, a truncated file) is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head[:2] == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+            raise CheckpointError(f"{path}: this is a pickled torch checkpoint, not safetensors; "
+                                  "refusing to unpickle it") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild a model from a saved folder. Validates kind, config fields, tensor names, shapes
+    and finiteness before anything is loaded into the module."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    try:
+        kind = get_kind(cfg["kind"])
+        config = make_config(cfg["kind"], **cfg["config"])
+        model = kind.model_cls(config)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{directory}: bad config ({e})") from None
+    state = load_weights(directory / "model.safetensors")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{directory}: weights do not match the config "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, t in state.items():
+        if t.shape != expected[name].shape:
+            raise CheckpointError(f"{directory}: tensor {name} has shape {tuple(t.shape)}, "
+                                  f"config needs {tuple(expected[name].shape)}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(f"{directory}: tensor {name} holds NaN or infinite values")
+    model.load_state_dict(state)
+    model.meta = {k: v for k, v in cfg.items() if k != "config"}
+    model.name = directory.name
+    return model.to(device).eval()
+
+
+def weights_hash(directory: str | Path) -> str:
+    """Short content hash of model.safetensors: names a model exactly in recipes and cards."""
+    h = hashlib.sha256()
+    with open(Path(directory) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+# -- resumable training state ---------------------------------------------------------------------
+def save_state(path: str | Path, state: dict) -> None:
+    """Training state (tensors, numbers, strings, lists, dicts only) for exact resumption."""
+    atomic_torch_save(state, path)
+
+
+def load_state(path: str | Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to read means the same thing here
+        raise CheckpointError(f"{path}: unreadable training state ({type(e).__name__}: {e})") from None
