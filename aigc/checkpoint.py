@@ -82,6 +82,8 @@ def save_pretrained(model, directory: str | Path, *, meta: dict | None = None,
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(directory / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT, "kind": model.kind})
+    for name, obj in getattr(model, "extra_files", lambda: {})().items():
+        atomic_write_json(directory / name, obj)   # e.g. a text model's tokenizer.json
     cfg = {"format": FORMAT, "kind": model.kind, "modality": model.modality,
            "aigc_version": __version__, "config": config_dict(model)}
     cfg.update(meta or {})
@@ -169,6 +171,11 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(f"{directory}: tensor {name} holds NaN or infinite values")
     model.load_state_dict(state)
+    if hasattr(model, "load_extra_files"):
+        try:
+            model.load_extra_files(directory)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{directory}: {e}") from None
     model.meta = {k: v for k, v in cfg.items() if k != "config"}
     model.name = directory.name
     return model.to(device).eval()

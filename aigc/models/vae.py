@@ -21,7 +21,7 @@ class VAEConfig:
     resolution: int = 28        # 28 (MNIST-like), 32 or 64
     channels: int = 1           # 1 grey, 3 colour
     latent_dim: int = 32        # enough dimensions that the NLL is not capped by the bottleneck, few enough for sliders
-    width: int = 64             # channels of the first conv; doubled at each downsampling
+    width: int = 32             # channels of the first conv; doubled at each downsampling (32: fast enough on CPU)
     hidden: int = 512           # the dense layer between conv features and the latent Gaussian
     num_classes: int = 0        # VAEs here are unconditional; kept for a uniform interface
     class_names: list = field(default_factory=list)
@@ -75,14 +75,17 @@ class VAE(GenerativeModel):
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(z))
 
-    def forward(self, x_target: torch.Tensor, x_input: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> dict:
-        """Negative ELBO pieces per image (nats). x_target holds the (binarised) pixels to explain."""
-        mu, logvar = self.encode(x_target if x_input is None else x_input)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict:
+        """Negative ELBO pieces per image (nats) for (binarised) pixels x; eps is the
+        reparameterisation noise (drawn here if not given)."""
+        mu, logvar = self.encode(x)
+        mu, logvar = mu.float(), logvar.float()   # the KL and the noise stay in fp32 under autocast
+        if eps is None:
+            eps = torch.randn_like(mu)
+        eps = eps.to(mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         logits = self.decode_logits(z)
-        rec = F.binary_cross_entropy_with_logits(logits, x_target, reduction="none").flatten(1).sum(1)
+        rec = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").flatten(1).sum(1)
         kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
         return {"rec": rec, "kl": kl_dim.sum(1), "kl_dim": kl_dim}
 

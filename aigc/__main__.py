@@ -1,0 +1,226 @@
+"""The command line: `python -m aigc {list,sample,train,eval} ...` (each with --help).
+
+Thin by design: parse flags, call the library, print. Bad input exits with status 2 and one line
+on stderr; success exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+# -- list ----------------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    from .catalog import list_models
+    rows = list_models([Path(d) for d in args.dirs])
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no saved models found")
+        return 0
+    print(f"{'name':22} {'kind':9} {'modality':8} {'dataset':14} metrics")
+    for r in rows:
+        m = ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
+        print(f"{r['name']:22} {r['kind']:9} {r['modality']:8} {str(r['dataset']):14} {m}")
+    return 0
+
+
+# -- sample --------------------------------------------------------------------------------------
+def cmd_sample(args) -> int:
+    import numpy as np
+    from .pipelines import ImagePipeline, resolve_model_path
+    from .checkpoint import read_config
+    path = resolve_model_path(args.name)
+    if read_config(path).get("modality", "image") != "image":
+        from .textcli import sample_text
+        return sample_text(path, args)
+    if args.out is None:
+        raise UsageError("--out FILE.png or FILE.npz is required for image models")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise UsageError("--out must end in .png (a grid) or .npz (raw uint8 samples)")
+    pipe = ImagePipeline.from_pretrained(path, device=args.device)
+    temp = 1.0 if args.temperature is None else args.temperature
+    s = pipe(n=args.n, seed=args.seed, label=args.label, temperature=temp)
+    from .checkpoint import atomic_path
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".npz":
+            arrays = {"images": s.images}
+            if s.labels is not None:
+                arrays["labels"] = s.labels
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        else:
+            s.grid(nrow=args.nrow).save(tmp, format="PNG")
+    print(f"wrote {len(s.images)} samples of {pipe.name} (seed {args.seed}) to {out}")
+    return 0
+
+
+# -- train ---------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .train.loop import TrainOptions, train
+    if args.resume is None and (args.model is None or args.data is None or args.out is None):
+        raise UsageError("train needs --model, --data and --out (or --resume RUN)")
+    opts = TrainOptions(
+        model=args.model or "", data=args.data or "", out=args.out or (args.resume or ""),
+        epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
+        batch_size=args.batch_size, lr=args.lr, device=args.device, precision=args.precision,
+        compile=args.compile, channels_last=args.channels_last, seed=args.seed,
+        log_every=args.log_every, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
+        eval_every=args.eval_every, eval_metric=args.eval_metric, eval_n=args.eval_n, target=args.target,
+        tiny=args.tiny, config=_parse_set(args.set), init_from=args.init_from,
+        diffaug=not args.no_diffaug, progress=not args.no_progress)
+    if args.resume is not None:
+        if not (Path(args.resume) / "state.pt").is_file():
+            raise UsageError(f"--resume {args.resume}: no state.pt there (not a run folder)")
+        if args.epochs is None and args.max_steps is None:
+            opts.epochs = opts.max_steps = None
+    path = train(opts, resume=args.resume)
+    print(f"saved model to {path}")
+    return 0
+
+
+# -- eval ----------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    from .eval import evaluate, evaluate_samples
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.text_file:
+        from .textcli import eval_text
+        return eval_text(args)
+    if args.name.endswith(".npz") and Path(args.name).is_file():
+        import numpy as np
+        if not args.data:
+            raise UsageError("evaluating an .npz of samples needs --data DATASET")
+        with np.load(args.name, allow_pickle=False) as f:
+            if "images" not in f:
+                raise UsageError(f"{args.name} has no 'images' array")
+            images = f["images"]
+        res = evaluate_samples(images, args.data, metrics=metrics, device=args.device)
+    else:
+        from .checkpoint import from_pretrained
+        from .pipelines import resolve_model_path
+        path = resolve_model_path(args.name)
+        model = from_pretrained(path, device=args.device)
+        dataset = args.data or model.meta.get("dataset")
+        res = evaluate(model, dataset, metrics=metrics, n=args.n, device=args.device, seed=args.seed,
+                       batch_size=args.batch_size)
+        res["model"] = path.name if path.name != "model" else path.parent.name
+        if args.save:
+            from .catalog import record_metrics
+            record_metrics(path, res)
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+    else:
+        for k, v in res.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aigc", description="aigc: train, sample and evaluate generative models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list saved models (weights/ and any folders given)")
+    s.add_argument("dirs", nargs="*", help="extra folders to scan for saved models")
+    s.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("sample", help="draw samples from a saved model")
+    s.add_argument("name", help="a model folder name under weights/, or a path to a saved model")
+    s.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same samples (default 0)")
+    s.add_argument("--label", default=None, help="class index or name for class-conditional models")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="images: latent scale (truncation / prior temperature, default 1); text: sampling temperature (0 = greedy)")
+    s.add_argument("--out", default=None, help="FILE.png writes a grid, FILE.npz raw uint8 samples (images, labels)")
+    s.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--prompt", default="", help="text models: the text to continue")
+    s.add_argument("--max-new", type=int, default=300, help="text models: characters to generate (default 300)")
+    s.add_argument("--top-k", type=int, default=None, help="text models: keep the k most likely characters")
+    s.add_argument("--top-p", type=float, default=None, help="text models: nucleus sampling mass in (0, 1]")
+    s.add_argument("--json", action="store_true", help="text models: print a JSON list of strings")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("train", help="train a model (CPU, one GPU, or many through torchrun)")
+    s.add_argument("--model", help="model kind: vae, dcgan, seed-gan, char-lm")
+    s.add_argument("--data", help="dataset: mnist, fashion-mnist, shakespeare")
+    s.add_argument("--out", help="run folder to create (options.json, stats.jsonl, samples/, model/)")
+    s.add_argument("--epochs", type=float, default=None, help="budget in passes over the data")
+    s.add_argument("--max-steps", type=int, default=None, help="budget in optimiser steps")
+    s.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; saves and stops when spent")
+    s.add_argument("--batch-size", type=int, default=128, help="global batch size (default 128)")
+    s.add_argument("--lr", type=float, default=None, help="learning rate (default: the kind's own)")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="autocast precision (default auto)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the networks (GPU)")
+    s.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster convs on GPU)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--log-every", type=int, default=50, help="steps between stats.jsonl lines")
+    s.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
+    s.add_argument("--ckpt-every", type=int, default=1000, help="steps between checkpoints")
+    s.add_argument("--eval-every", type=int, default=0, help="steps between metric evaluations (0: never)")
+    s.add_argument("--eval-metric", default="domain_fd", help="metric evaluated every --eval-every steps")
+    s.add_argument("--eval-n", type=int, default=2000, help="samples for that metric")
+    s.add_argument("--target", type=float, default=None, help="stop once the eval metric is <= this (time-to-target)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field (repeatable)")
+    s.add_argument("--tiny", action="store_true", help="tiny model preset (for tests)")
+    s.add_argument("--init-from", default=None, help="start from a saved model's weights (fine-tuning)")
+    s.add_argument("--no-diffaug", action="store_true", help="GANs: turn DiffAugment off")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a saved model (prints metrics)")
+    s.add_argument("name", help="a model under weights/, a path to a saved model, or an .npz of samples")
+    s.add_argument("--metrics", default="fid,kid", help="comma-separated: fid, kid, domain_fd, label_acc, nll")
+    s.add_argument("--n", type=int, default=10000, help="samples (or test images for nll); default 10000")
+    s.add_argument("--data", default=None, help="dataset to compare with (default: the model's own)")
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument("--seed", type=int, default=0, help="seed for samples and binarisation (default 0)")
+    s.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
+    s.add_argument("--save", action="store_true", help="record the result in the model's metrics.json")
+    s.add_argument("--text-file", default=None, help="text models: score this UTF-8 file (nats/bits per char)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .checkpoint import CheckpointError
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, FileNotFoundError, CheckpointError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

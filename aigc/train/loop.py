@@ -1,0 +1,317 @@
+"""The model-agnostic training loop (in the manner of StyleGAN2-ADA's training_loop).
+
+A run folder holds:
+  options.json   the resolved options (everything needed to repeat or resume the run)
+  stats.jsonl    one JSON line per log interval: step, epoch, losses, lr, images/s, metrics
+  samples/       grids on fixed seeds every `sample_every` steps
+  model/         the latest weights as a saved model (config.json + model.safetensors + card)
+  state.pt       exact resumption state (weights, optimisers, step, RNG), weights_only-loadable
+Ctrl-C saves a checkpoint before exiting; `--resume RUN` continues at the saved step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint as ckpt
+from ..data import load_dataset
+from ..devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
+from ..grid import make_grid, to_uint8
+from ..registry import build, get_kind
+from . import distributed
+from .objectives import make_objective, trainable_nets
+from .rng import StepRNG
+
+
+@dataclass
+class TrainOptions:
+    model: str = "dcgan"              # registry kind: vae | dcgan | seed-gan
+    data: str = "mnist"               # dataset name (mnist, fashion-mnist) or an ImageData given in code
+    out: str = "runs/run"             # run folder
+    epochs: float | None = None       # budget in passes over the data ...
+    max_steps: int | None = None      # ... or in optimiser steps (the smaller wins)
+    max_minutes: float | None = None  # wall-clock budget; the run saves and stops when it is spent
+    batch_size: int = 128             # global batch (split across processes under torchrun)
+    lr: float | None = None           # None: the objective's default for the kind
+    lr_scale: bool = True             # scale lr by sqrt(batch/128) for large batches
+    lr_decay: bool = True             # cosine decay to 10% over the run
+    warmup: int = 0                   # linear lr warm-up steps
+    kl_warmup: int = 2000             # VAE: steps over which the KL weight ramps 0 -> 1
+    ema_decay: float = 0.999          # GAN: generator EMA decay
+    diffaug: bool = True              # GAN: DiffAugment on D's inputs
+    device: str = "cpu"               # cpu | cuda | auto
+    precision: str = "auto"           # auto | fp32 | bf16
+    compile: bool = False             # torch.compile the trainable networks (GPU)
+    channels_last: bool = False       # NHWC memory format (faster convs on GPU)
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 1000
+    eval_every: int = 0               # steps between metric evaluations (0: never)
+    eval_metric: str = "domain_fd"    # metric logged (and compared with target) at eval_every
+    eval_n: int = 2000                # samples for that metric
+    target: float | None = None       # stop once eval_metric <= target (time-to-target)
+    tiny: bool = False                # tiny preset (tests)
+    config: dict = field(default_factory=dict)   # model config overrides
+    init_from: str | None = None      # start from a saved model's weights (fine-tuning)
+    progress: bool = True             # tqdm bar on stderr
+    # resolved at start
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+
+    def autocast_context(self):  # replaced by the resolved context at run time
+        raise RuntimeError("options not resolved")
+
+
+def _json_safe(opts: TrainOptions) -> dict:
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+
+
+class Run:
+    """One training run: resolved options, data, model, objective and the run folder."""
+
+    def __init__(self, opts: TrainOptions, data=None, resume: str | None = None):
+        self.info = distributed.init(opts.device)
+        self.resume_state = None
+        if resume:
+            run_dir = Path(resume)
+            saved = json.loads((run_dir / "options.json").read_text())
+            # budgets given now win over the saved ones; everything else is the saved run's
+            for k in ("epochs", "max_steps", "max_minutes", "progress", "device"):
+                saved[k] = getattr(opts, k) if getattr(opts, k) is not None else saved.get(k)
+            saved["out"] = str(run_dir)
+            saved.pop("total_steps", None), saved.pop("steps_per_epoch", None)
+            opts = TrainOptions(**saved)
+            self.resume_state = ckpt.load_state(run_dir / "state.pt")
+        self.opts = opts
+        self.device = resolve_device(opts.device)
+        if self.device.type == "cuda" and self.info.enabled:
+            self.device = torch.device("cuda", self.info.local_rank)
+        setup_cuda_fast_paths(self.device)
+        self.dir = Path(opts.out)
+        if resume is None and (self.dir / "state.pt").exists():
+            raise ValueError(f"{self.dir} already holds a run; continue it with --resume {self.dir} "
+                             "or choose a new --out")
+        self.data = data if data is not None else load_dataset(opts.data, "train")
+        if opts.batch_size % self.info.world:
+            raise ValueError(f"batch size {opts.batch_size} is not divisible by {self.info.world} processes")
+        if len(self.data) < opts.batch_size:
+            raise ValueError(f"{len(self.data)} images is fewer than one batch of {opts.batch_size}")
+
+        self.model = self._build_model()
+        self.model.to(self.device)
+        if opts.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.device, opts.precision, self.model.kind)
+        self.amp_dtype = dtype
+        opts.autocast_context = autocast(self.device, dtype)
+        opts.steps_per_epoch = max(1, len(self.data) // opts.batch_size)
+        budgets = []
+        if opts.epochs is not None:
+            budgets.append(math.ceil(opts.epochs * opts.steps_per_epoch))
+        if opts.max_steps is not None:
+            budgets.append(int(opts.max_steps))
+        if not budgets and opts.max_minutes is None:
+            raise ValueError("give a budget: --epochs, --max-steps or --max-minutes")
+        opts.total_steps = min(budgets) if budgets else 10 ** 9
+        nets = trainable_nets(self.model)
+        if opts.compile:
+            nets = {k: torch.compile(v) for k, v in nets.items()}
+        self.nets = {k: distributed.wrap(v, self.info, str(self.device)) for k, v in nets.items()}
+        self.objective = make_objective(self.model, opts, self.nets)
+        if opts.lr_scale and opts.batch_size > 128:
+            factor = math.sqrt(opts.batch_size / 128)   # square-root scaling keeps Adam stable
+            self.objective.base_lr = {k: v * factor for k, v in self.objective.base_lr.items()}
+        self.step = 0
+        if self.resume_state is not None:
+            self._load_state(self.resume_state)
+        self.source = self.data.source(self.device)
+        self._perm_epoch, self._perm = -1, None
+
+    # -- construction ----------------------------------------------------------------------------
+    def _build_model(self):
+        o = self.opts
+        if o.init_from:
+            base = ckpt.from_pretrained(o.init_from)
+            if base.kind != o.model:
+                raise ValueError(f"--init-from {o.init_from} is a {base.kind}, not a {o.model}")
+            if base.image_shape != self.data.shape:
+                raise ValueError(f"--init-from {o.init_from} makes {base.image_shape} images; the data is {self.data.shape}")
+            return base.train()
+        overrides = self.data.model_overrides(o.model)
+        overrides.update(o.config)
+        torch.manual_seed(o.seed)   # same seed, same initial weights
+        return build(o.model, tiny=o.tiny, **overrides).train()
+
+    def _load_state(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        self.objective.load_state_dict(state["objective"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def _state(self) -> dict:
+        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "objective": self.objective.state_dict(), "step": self.step,
+                "torch_rng": torch.get_rng_state(), "format": "aigc-train-state/1"}
+
+    # -- data ------------------------------------------------------------------------------------
+    def batch(self, step: int, rng=None):
+        o = self.opts
+        epoch, pos = divmod(step, o.steps_per_epoch)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(o.seed * 100_003 + epoch)
+            self._perm = torch.randperm(len(self.data), generator=g).to(self.device)
+            self._perm_epoch = epoch
+        idx = self._perm[pos * o.batch_size:(pos + 1) * o.batch_size]
+        local = o.batch_size // self.info.world
+        idx = idx[self.info.rank * local:(self.info.rank + 1) * local]
+        x, y = self.source.get(idx, rng)
+        if o.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    # -- outputs (rank 0 only) -------------------------------------------------------------------
+    def fixed_grid(self):
+        g = torch.Generator().manual_seed(12345)
+        m = self.model
+        z = torch.randn(64, m.latent_dim, generator=g).to(self.device)
+        labels = torch.arange(64, device=self.device) % m.num_classes if m.num_classes else None
+        return m.sample(64, z=z, labels=labels)
+
+    def save_samples(self):
+        (self.dir / "samples").mkdir(parents=True, exist_ok=True)
+        if self.model.modality != "image":
+            text = self.model.preview_text()   # text kinds: a few continuations on fixed seeds
+            ckpt.atomic_write_text(self.dir / "samples" / f"step-{self.step:07d}.txt", text)
+            return
+        img = make_grid(to_uint8(self.fixed_grid()), nrow=8)
+        with ckpt.atomic_path(self.dir / "samples" / f"step-{self.step:07d}.png") as tmp:
+            img.save(tmp, format="PNG")
+
+    def meta(self) -> dict:
+        o = self.opts
+        meta = getattr(self.data, "model_meta", lambda: {})()
+        return {**meta, "dataset": self.data.name, "trained_steps": self.step,
+                "train": {"kind": o.model, "data": o.data, "batch_size": o.batch_size,
+                          "steps": self.step, "epochs": round(self.step / o.steps_per_epoch, 3),
+                          "seed": o.seed, "device": str(self.device), "world_size": self.info.world,
+                          "precision": str(self.amp_dtype or "fp32").replace("torch.", "")}}
+
+    def save_checkpoint(self):
+        if not self.info.is_main:
+            return
+        ckpt.save_state(self.dir / "state.pt", self._state())
+        ckpt.save_pretrained(self.model, self.dir / "model", meta=self.meta())
+
+    def log(self, rec: dict):
+        with open(self.dir / "stats.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def _trim_stats(self):
+        """On resume, drop log lines from beyond the checkpoint (they will be written again)."""
+        path = self.dir / "stats.jsonl"
+        if not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+    def evaluate(self) -> float:
+        from ..eval import evaluate
+        res = evaluate(self.model, self.data.name, metrics=(self.opts.eval_metric,), n=self.opts.eval_n,
+                       device=str(self.device), seed=0)
+        return float(res[self.opts.eval_metric])
+
+    # -- the loop --------------------------------------------------------------------------------
+    def train(self) -> Path:
+        o, main = self.opts, self.info.is_main
+        if main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            opts_json = _json_safe(o)
+            ckpt.atomic_write_json(self.dir / "options.json", opts_json)
+            if self.resume_state is not None:
+                self._trim_stats()
+        bar = None
+        if main and o.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=o.total_steps, initial=self.step, desc=f"{o.model}/{self.data.name}",
+                       unit="step", dynamic_ncols=True, file=sys.stderr)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.time()
+        t_log, n_log = time.time(), 0
+        reached = None
+        try:
+            while self.step < o.total_steps:
+                rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
+                x, y = self.batch(self.step, rng)
+                logs = self.objective.step(x, y, rng, self.step)
+                self.step += 1
+                n_log += o.batch_size
+                if bar:
+                    bar.update(1)
+                elapsed = time.time() - t0
+                done = self.step >= o.total_steps or (o.max_minutes is not None and elapsed >= o.max_minutes * 60)
+                if self.step % o.log_every == 0 or done:
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    dt = time.time() - t_log
+                    rec = {"step": self.step, "epoch": round(self.step / o.steps_per_epoch, 3),
+                           "time_s": round(elapsed, 2), "img_per_s": round(n_log / max(dt, 1e-9), 1),
+                           "lr": self.objective.optimizers[next(iter(self.objective.optimizers))].param_groups[0]["lr"]}
+                    rec.update({k: round(v, 5) for k, v in logs.items()})
+                    if self.device.type == "cuda":
+                        rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
+                    if o.eval_every and (self.step % o.eval_every == 0 or done) and main:
+                        rec[o.eval_metric] = round(self.evaluate(), 4)
+                        if o.target is not None and rec[o.eval_metric] <= o.target and reached is None:
+                            reached = {"step": self.step, "time_s": round(time.time() - t0, 2),
+                                       o.eval_metric: rec[o.eval_metric]}
+                            rec["target_reached"] = reached
+                    if main:
+                        self.log(rec)
+                        if bar:
+                            bar.set_postfix({k: rec[k] for k in list(logs)[:2]})
+                    t_log, n_log = time.time(), 0
+                if main and (self.step % o.sample_every == 0 or done):
+                    self.save_samples()
+                if self.step % o.ckpt_every == 0 and not done:
+                    self.save_checkpoint()
+                if reached is not None and self.info.world == 1:
+                    break
+                if done:
+                    break
+                if reached is not None:
+                    break
+        except KeyboardInterrupt:
+            if bar:
+                bar.close()
+            print(f"\ninterrupted at step {self.step}: saving a checkpoint to {self.dir}", file=sys.stderr)
+            self.save_checkpoint()
+            raise
+        finally:
+            if bar:
+                bar.close()
+        self.save_checkpoint()
+        if main:
+            summary = {"steps": self.step, "time_s": round(time.time() - t0, 2), "target_reached": reached}
+            if self.device.type == "cuda":
+                summary["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
+            ckpt.atomic_write_json(self.dir / "summary.json", summary)
+        distributed.barrier(self.info)
+        return self.dir / "model"
+
+
+def train(opts: TrainOptions, data=None, resume: str | None = None) -> Path:
+    run = Run(opts, data=data, resume=resume)
+    try:
+        return run.train()
+    finally:
+        distributed.cleanup(run.info)

@@ -1,0 +1,171 @@
+"""Per-kind training objectives. Each owns its optimisers and knows one thing: how to turn a
+batch of real images into a parameter update. The loop (loop.py) knows nothing about kinds.
+
+Interface:
+  obj = make_objective(model, opts, nets)   # nets: the (maybe DDP-wrapped) trainable modules
+  logs = obj.step(x, y, rng, step)          # x in [0, 1], N x C x H x W; returns float losses
+  obj.state_dict() / obj.load_state_dict()  # optimisers, for exact resumption
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .augment import diff_augment
+
+
+def cosine_lr(base: float, step: int, total: int | None, warmup: int = 0) -> float:
+    """Linear warm-up, then cosine decay to 10% of base over `total` steps (constant if unknown)."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    if not total:
+        return base
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class Objective:
+    def __init__(self, model, opts, nets):
+        self.model, self.opts, self.nets = model, opts, nets
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.amp = opts.autocast_context
+
+    def set_lr(self, step: int) -> float:
+        lr = 0.0
+        for name, opt in self.optimizers.items():
+            lr = cosine_lr(self.base_lr[name], step, self.opts.total_steps if self.opts.lr_decay else None,
+                           self.opts.warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict:
+        return {k: o.state_dict() for k, o in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state[k])
+
+
+class VAEObjective(Objective):
+    """Negative ELBO on dynamically binarised images, with a short KL warm-up (Bowman et al. 2016)
+    so the decoder learns to use z before the KL term pulls q(z|x) onto the prior."""
+
+    def __init__(self, model, opts, nets):
+        super().__init__(model, opts, nets)
+        lr = opts.lr or 1e-3   # Adam at 1e-3 is the standard, stable choice for VAEs of this size
+        self.base_lr = {"vae": lr}
+        self.optimizers["vae"] = torch.optim.Adam(nets["vae"].parameters(), lr=lr)
+
+    def step(self, x, y, rng, step):
+        self.set_lr(step)
+        xb = rng.bernoulli(x)
+        eps = rng.randn(x.shape[0], self.model.latent_dim)
+        beta = min(1.0, (step + 1) / max(1, self.opts.kl_warmup))
+        with self.amp():
+            out = self.nets["vae"](xb, eps=eps)
+        loss = (out["rec"].float() + beta * out["kl"].float()).mean()
+        opt = self.optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), "rec": out["rec"].mean().item(), "kl": out["kl"].mean().item(),
+                "beta": beta}
+
+
+class GANObjective(Objective):
+    """Alternating updates: one discriminator step, then one generator step.
+
+    dcgan: hinge loss (Lim & Ye 2017; Miyato et al. 2018), Adam(0, 0.99) as in SNGAN/BigGAN,
+    DiffAugment on both real and fake images, EMA of the generator.
+    seed-gan: the article's binary cross-entropy with the non-saturating generator loss."""
+
+    def __init__(self, model, opts, nets):
+        super().__init__(model, opts, nets)
+        self.hinge = model.kind == "dcgan"
+        if self.hinge:
+            lr_g = opts.lr or 2e-4
+            lr_d = opts.lr or 2e-4
+            betas = (0.0, 0.99)       # beta1=0: momentum fights the moving target of a GAN
+        else:
+            lr_g = lr_d = opts.lr or 2e-4
+            betas = (0.5, 0.999)      # the DCGAN paper's Adam settings, the usual Keras-era choice
+        self.base_lr = {"g": lr_g, "d": lr_d}
+        self.optimizers["g"] = torch.optim.Adam(nets["generator"].parameters(), lr=lr_g, betas=betas)
+        self.optimizers["d"] = torch.optim.Adam(nets["discriminator"].parameters(), lr=lr_d, betas=betas)
+        self.augment = opts.diffaug and self.hinge
+
+    def _to_d(self, img, rng):
+        """Generator space -> discriminator input ([-1, 1]), augmented if enabled."""
+        return diff_augment(img, rng) if self.augment else img
+
+    def step(self, x, y, rng, step):
+        G, D = self.nets["generator"], self.nets["discriminator"]
+        self.set_lr(step)
+        n = x.shape[0]
+        cond = self.model.num_classes > 0
+        if self.hinge:
+            real = x * 2 - 1
+        else:
+            real = x                  # the article's generator ends in a sigmoid: images in [0, 1]
+        y_real = y if cond else None
+        z = rng.randn(n, self.model.latent_dim)
+        y_fake = rng.randint(0, self.model.num_classes, (n,)) if cond else None
+
+        # discriminator
+        with self.amp():
+            with torch.no_grad():
+                fake = G(z, y_fake) if cond else G(z)
+            fake = fake.view_as(real)
+            d_real = D(self._to_d(real, rng), y_real) if cond else D(self._to_d(real, rng))
+            d_fake = D(self._to_d(fake.detach(), rng), y_fake) if cond else D(self._to_d(fake.detach(), rng))
+        d_real, d_fake = d_real.float().view(-1), d_fake.float().view(-1)
+        if self.hinge:
+            d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        else:
+            d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt_d = self.optimizers["d"]
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # generator
+        z = rng.randn(n, self.model.latent_dim)
+        y_fake = rng.randint(0, self.model.num_classes, (n,)) if cond else None
+        with self.amp():
+            fake = (G(z, y_fake) if cond else G(z)).view_as(real)
+            g_out = D(self._to_d(fake, rng), y_fake) if cond else D(self._to_d(fake, rng))
+        g_out = g_out.float().view(-1)
+        if self.hinge:
+            g_loss = -g_out.mean()
+        else:
+            g_loss = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+        opt_g = self.optimizers["g"]
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        if hasattr(self.model, "update_ema"):
+            # ramp the decay so early, fast-changing weights do not linger in the average
+            decay = min(self.opts.ema_decay, (1 + step) / (10 + step))
+            self.model.update_ema(decay)
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+
+
+def trainable_nets(model) -> dict[str, torch.nn.Module]:
+    """The modules an objective updates (each wrapped in DDP separately when distributed)."""
+    if model.kind == "vae":
+        return {"vae": model}
+    return {"generator": model.generator, "discriminator": model.discriminator}
+
+
+def make_objective(model, opts, nets):
+    if model.kind == "vae":
+        return VAEObjective(model, opts, nets)
+    if model.kind in ("dcgan", "seed-gan"):
+        return GANObjective(model, opts, nets)
+    raise ValueError(f"no training objective for model kind {model.kind!r}")
