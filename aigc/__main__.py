@@ -51,6 +51,8 @@ def cmd_sample(args) -> int:
     import numpy as np
     from .pipelines import ImagePipeline, resolve_model_path
     from .checkpoint import read_config
+    if args.out is not None and Path(args.out).suffix.lower() not in (".png", ".npz", ".txt", ".json"):
+        raise UsageError("--out must end in .png (a grid) or .npz (raw uint8 samples)")
     path = resolve_model_path(args.name)
     if read_config(path).get("modality", "image") != "image":
         from .textcli import sample_text

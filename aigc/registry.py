@@ -1,4 +1,5 @@
-"""One registry: kind name -> (model class, config class, modality), plus tiny presets for tests.
+"""One registry: kind name -> (model class, config class, modality), plus tiny presets for tests
+and optional named presets (e.g. char-lm's "gpu" / "cpu"), chosen with the config field `preset`.
 
 Everything that turns a name into a model goes through here: checkpoint loading, the CLI, the
 training loop. A new model kind is one `register` call.
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
+from .models.charlm import PRESETS as CHARLM_PRESETS, CharLM, CharLMConfig
 
 
 @dataclass(frozen=True)
@@ -17,18 +19,22 @@ class Kind:
     config_cls: type
     modality: str
     tiny: dict          # overrides giving a model small enough for a test to train in seconds
+    presets: dict = None  # name -> config overrides, selected by overrides["preset"]
 
 
 KINDS: dict[str, Kind] = {}
 
 
-def register(name, model_cls, config_cls, modality="image", tiny=None):
-    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}))
+def register(name, model_cls, config_cls, modality="image", tiny=None, presets=None):
+    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}), dict(presets or {}))
 
 
 register("vae", VAE, VAEConfig, tiny={"width": 8, "hidden": 32, "latent_dim": 4})
 register("dcgan", DCGAN, DCGANConfig, tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4})
 register("seed-gan", SeedGAN, SeedGANConfig, tiny={"g_hidden": 16, "d_hidden": 16, "latent_dim": 8})
+register("char-lm", CharLM, CharLMConfig, modality="text",
+         tiny={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},
+         presets=CHARLM_PRESETS)
 
 
 def get_kind(name: str) -> Kind:
@@ -38,10 +44,20 @@ def get_kind(name: str) -> Kind:
 
 
 def make_config(kind: str, tiny: bool = False, **overrides):
-    """Build a config for `kind`, rejecting unknown fields with a clear message."""
+    """Build a config for `kind`, rejecting unknown fields with a clear message.
+
+    Precedence: defaults < named preset (overrides["preset"]) < tiny < the other overrides."""
     k = get_kind(kind)
     known = {f.name for f in fields(k.config_cls)}
-    values = dict(k.tiny) if tiny else {}
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    values = {}
+    if preset is not None:
+        if preset not in (k.presets or {}):
+            raise ValueError(f"{kind}: unknown preset {preset!r}; known: {', '.join(k.presets or {}) or 'none'}")
+        values.update(k.presets[preset])
+    if tiny:
+        values.update(k.tiny)
     values.update(overrides)
     bad = sorted(set(values) - known)
     if bad:

@@ -3,5 +3,7 @@ from .base import GenerativeModel
 from .vae import VAE, VAEConfig
 from .gan import DCGAN, DCGANConfig
 from .seedgan import SeedGAN, SeedGANConfig
+from .charlm import CharLM, CharLMConfig
 
-__all__ = ["GenerativeModel", "VAE", "VAEConfig", "DCGAN", "DCGANConfig", "SeedGAN", "SeedGANConfig"]
+__all__ = ["GenerativeModel", "VAE", "VAEConfig", "DCGAN", "DCGANConfig", "SeedGAN", "SeedGANConfig",
+           "CharLM", "CharLMConfig"]

@@ -4,6 +4,7 @@ batch of real images into a parameter update. The loop (loop.py) knows nothing a
 Interface:
   obj = make_objective(model, opts, nets)   # nets: the (maybe DDP-wrapped) trainable modules
   logs = obj.step(x, y, rng, step)          # x in [0, 1], N x C x H x W; returns float losses
+                                            # (text kinds: x, y are N x T token ids, y = x shifted)
   obj.state_dict() / obj.load_state_dict()  # optimisers, for exact resumption
 """
 from __future__ import annotations
@@ -156,10 +157,50 @@ class GANObjective(Objective):
                 "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
 
 
+class CharLMObjective(Objective):
+    """Next-character cross-entropy, nanoGPT's recipe: AdamW with betas (0.9, 0.99) (beta2 below
+    0.999 because each step sees few tokens), weight decay 0.1 on matrices only (not on biases
+    or LayerNorm gains), gradients clipped to norm 1, and a linear warm-up (default: 100 steps,
+    shorter for short runs) before the cosine decay; lr 1e-3 suits models of a few million
+    parameters."""
+
+    def __init__(self, model, opts, nets):
+        super().__init__(model, opts, nets)
+        lr = opts.lr or 1e-3
+        self.base_lr = {"lm": lr}
+        self.warmup = opts.warmup or max(1, min(100, (opts.total_steps or 0) // 20))
+        params = [p for p in nets["lm"].parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        fused = next(model.parameters()).device.type == "cuda"
+        self.optimizers["lm"] = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused)
+
+    def set_lr(self, step: int) -> float:
+        lr = cosine_lr(self.base_lr["lm"], step, self.opts.total_steps if self.opts.lr_decay else None,
+                       self.warmup)
+        for g in self.optimizers["lm"].param_groups:
+            g["lr"] = lr
+        return lr
+
+    def step(self, x, y, rng, step):
+        self.set_lr(step)
+        with self.amp():
+            _, loss = self.nets["lm"](x, y)
+        loss = loss.float()
+        opt = self.optimizers["lm"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.nets["lm"].parameters(), 1.0)
+        opt.step()
+        return {"loss": loss.item(), "grad_norm": float(norm)}
+
+
 def trainable_nets(model) -> dict[str, torch.nn.Module]:
     """The modules an objective updates (each wrapped in DDP separately when distributed)."""
     if model.kind == "vae":
         return {"vae": model}
+    if model.kind == "char-lm":
+        return {"lm": model}
     return {"generator": model.generator, "discriminator": model.discriminator}
 
 
@@ -168,4 +209,6 @@ def make_objective(model, opts, nets):
         return VAEObjective(model, opts, nets)
     if model.kind in ("dcgan", "seed-gan"):
         return GANObjective(model, opts, nets)
+    if model.kind == "char-lm":
+        return CharLMObjective(model, opts, nets)
     raise ValueError(f"no training objective for model kind {model.kind!r}")

