@@ -87,10 +87,10 @@ def cmd_train(args) -> int:
     opts = TrainOptions(
         model=args.model or "", data=args.data or "", out=args.out or (args.resume or ""),
         epochs=args.epochs, max_steps=args.max_steps, max_minutes=args.max_minutes,
-        batch_size=args.batch_size, lr=args.lr, device=args.device, precision=args.precision,
+        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, device=args.device, precision=args.precision,
         compile=args.compile, channels_last=args.channels_last, seed=args.seed,
         log_every=args.log_every, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
-        eval_every=args.eval_every, eval_metric=args.eval_metric, eval_n=args.eval_n, target=args.target,
+        eval_every=args.eval_every, eval_metric=args.eval_metric, eval_n=args.eval_n, target=args.target, stop_at_target=args.stop_at_target,
         tiny=args.tiny, config=_parse_set(args.set), init_from=args.init_from,
         diffaug=not args.no_diffaug, progress=not args.no_progress)
     if args.resume is not None:
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; saves and stops when spent")
     s.add_argument("--batch-size", type=int, default=128, help="global batch size (default 128)")
     s.add_argument("--lr", type=float, default=None, help="learning rate (default: the kind's own)")
+    s.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps (default 0)")
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="autocast precision (default auto)")
     s.add_argument("--compile", action="store_true", help="torch.compile the networks (GPU)")
@@ -185,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-every", type=int, default=0, help="steps between metric evaluations (0: never)")
     s.add_argument("--eval-metric", default="domain_fd", help="metric evaluated every --eval-every steps")
     s.add_argument("--eval-n", type=int, default=2000, help="samples for that metric")
-    s.add_argument("--target", type=float, default=None, help="stop once the eval metric is <= this (time-to-target)")
+    s.add_argument("--target", type=float, default=None, help="log the time at which the eval metric first reaches <= this")
+    s.add_argument("--stop-at-target", action="store_true", help="stop training once --target is reached")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field (repeatable)")
     s.add_argument("--tiny", action="store_true", help="tiny model preset (for tests)")
     s.add_argument("--init-from", default=None, help="start from a saved model's weights (fine-tuning)")

@@ -105,6 +105,9 @@ def evaluate(model, dataset: str, metrics=("fid", "kid"), n: int = 10000,
     `device` for the evaluation and back afterwards; its train/eval mode is restored.
     Raises ValueError for unknown or inapplicable metrics before doing any work."""
     names = resolve(metrics)
+    if getattr(model, "modality", "image") != "image":
+        raise ValueError(f"aigc.eval measures image models; this '{getattr(model, 'kind', '?')}' "
+                         f"model's modality is {model.modality!r}")
     dataset = canonical_name(dataset)
     n = int(n)
     if n < 2:

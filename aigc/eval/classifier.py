@@ -82,7 +82,7 @@ def classifier_dir(dataset: str) -> Path:
 
 
 def _uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 @torch.no_grad()
@@ -119,6 +119,12 @@ _LOADED: dict[tuple[str, str, int], tuple[DomainClassifier, dict]] = {}
 def has_classifier(dataset: str) -> bool:
     d = classifier_dir(dataset)
     return (d / "model.safetensors").is_file() and (d / "config.json").is_file()
+
+
+def classifier_classes(dataset: str) -> int:
+    """Number of classes of a dataset's shipped classifier (reads config.json only)."""
+    meta = json.loads((classifier_dir(dataset) / "config.json").read_text(encoding="utf-8"))
+    return int(meta["config"]["num_classes"])
 
 
 def load_classifier(dataset: str, device: str | torch.device = "cpu",

@@ -237,7 +237,7 @@ def inception_features(images, device: str | torch.device = "cpu", batch_size: i
     start = last = time.time()
     with torch.no_grad(), _no_tf32(device):
         for i in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device)
+            batch = torch.from_numpy(np.array(images[i:i + batch_size])).to(device)
             feats = net(preprocess(batch))
             if feats.ndim > 2:
                 feats = feats.mean(dim=list(range(2, feats.ndim)))

@@ -123,7 +123,11 @@ def _describe_inception(ctx: EvalContext) -> list[str]:
             f"{real['n']} {ctx.dataset} test images{grey}"]
 
 
-@register("fid", describe=_describe_inception)
+def _check_inception(model, dataset: str, has_labels: bool) -> None:
+    inception.inception_info()   # a missing or corrupted network fails now, not after sampling
+
+
+@register("fid", check=_check_inception, describe=_describe_inception)
 def fid(ctx: EvalContext) -> dict:
     """Fréchet Inception Distance between the samples and the dataset's full test split."""
     mu, sigma = feature_stats(ctx.inception_features())
@@ -137,7 +141,7 @@ def _describe_kid(ctx: EvalContext) -> list[str]:
                                        f"{ctx.kid_subsets} subsets of {m}"]
 
 
-@register("kid", describe=_describe_kid)
+@register("kid", check=_check_inception, describe=_describe_kid)
 def kid(ctx: EvalContext) -> dict:
     """Kernel Inception Distance (mean and std over subsets), same features as FID."""
     real = ctx.real_inception()["features"]
@@ -191,6 +195,11 @@ def _check_label_acc(model, dataset: str, has_labels: bool) -> None:
                          f"'{getattr(model, 'kind', '?')}' model is unconditional")
     if model is None and not has_labels:
         raise ValueError("metric 'label_acc' needs the labels the samples were generated for")
+    if model is not None:
+        classes = clf.classifier_classes(dataset)
+        if model.num_classes != classes:
+            raise ValueError(f"metric 'label_acc': the model has {model.num_classes} classes, "
+                             f"the {dataset} classifier {classes}")
 
 
 @register("label_acc", check=_check_label_acc, describe=_describe_domain)
@@ -227,7 +236,7 @@ def nll(ctx: EvalContext) -> dict:
     model, device = ctx.model, ctx.device
     data = load_dataset(ctx.dataset, "test")
     n = min(int(ctx.n), len(data))
-    x = torch.from_numpy(np.ascontiguousarray(data.images[:n])).permute(0, 3, 1, 2).float().div(255.0)
+    x = torch.from_numpy(np.array(data.images[:n])).permute(0, 3, 1, 2).float().div(255.0)
     xb = binarize(x, torch.Generator().manual_seed(ctx.seed))
     k = int(ctx.nll_k)
     chunk = min(250, k)

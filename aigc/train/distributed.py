@@ -65,3 +65,12 @@ def all_reduce_mean(value: float, info: DistInfo, device) -> float:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def any_flag(flag: bool, info: DistInfo, device) -> bool:
+    """True on every rank if it is true on any (e.g. one rank's clock ran out)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)

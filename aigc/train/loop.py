@@ -23,9 +23,10 @@ import torch
 
 from .. import checkpoint as ckpt
 from ..data import load_dataset
+from ..data.text import load_text_dataset
 from ..devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
 from ..grid import make_grid, to_uint8
-from ..registry import build, get_kind
+from ..registry import build, get_kind, make_config
 from . import distributed
 from .objectives import make_objective, trainable_nets
 from .rng import StepRNG
@@ -58,7 +59,8 @@ class TrainOptions:
     eval_every: int = 0               # steps between metric evaluations (0: never)
     eval_metric: str = "domain_fd"    # metric logged (and compared with target) at eval_every
     eval_n: int = 2000                # samples for that metric
-    target: float | None = None       # stop once eval_metric <= target (time-to-target)
+    target: float | None = None       # log the time at which eval_metric first reaches <= target
+    stop_at_target: bool = False      # ... and stop there
     tiny: bool = False                # tiny preset (tests)
     config: dict = field(default_factory=dict)   # model config overrides
     init_from: str | None = None      # start from a saved model's weights (fine-tuning)
@@ -69,6 +71,9 @@ class TrainOptions:
 
     def autocast_context(self):  # replaced by the resolved context at run time
         raise RuntimeError("options not resolved")
+
+
+TEXT_EVAL_WINDOWS = 400     # text kinds: held-out windows per periodic evaluation (seconds on a CPU)
 
 
 def _json_safe(opts: TrainOptions) -> dict:
@@ -100,6 +105,11 @@ class Run:
         if resume is None and (self.dir / "state.pt").exists():
             raise ValueError(f"{self.dir} already holds a run; continue it with --resume {self.dir} "
                              "or choose a new --out")
+        if get_kind(opts.model).modality == "text":
+            if opts.eval_metric == "domain_fd":        # the image default means nothing for text
+                opts.eval_metric = "nats_per_char"
+            if data is None:
+                data = self._load_text_data()
         self.data = data if data is not None else load_dataset(opts.data, "train")
         if opts.batch_size % self.info.world:
             raise ValueError(f"batch size {opts.batch_size} is not divisible by {self.info.world} processes")
@@ -131,25 +141,40 @@ class Run:
             factor = math.sqrt(opts.batch_size / 128)   # square-root scaling keeps Adam stable
             self.objective.base_lr = {k: v * factor for k, v in self.objective.base_lr.items()}
         self.step = 0
+        self.flops_per_step = None
         if self.resume_state is not None:
             self._load_state(self.resume_state)
         self.source = self.data.source(self.device)
         self._perm_epoch, self._perm = -1, None
 
     # -- construction ----------------------------------------------------------------------------
+    def _load_text_data(self):
+        """A text kind's training text, in the block size (and tokenizer) the model will have."""
+        o = self.opts
+        if o.init_from:
+            base = ckpt.from_pretrained(o.init_from)
+            return load_text_dataset(o.data, "train", base.config.block_size, tokenizer=base.tokenizer)
+        return load_text_dataset(o.data, "train", make_config(o.model, tiny=o.tiny, **o.config).block_size)
+
     def _build_model(self):
         o = self.opts
         if o.init_from:
             base = ckpt.from_pretrained(o.init_from)
             if base.kind != o.model:
                 raise ValueError(f"--init-from {o.init_from} is a {base.kind}, not a {o.model}")
-            if base.image_shape != self.data.shape:
+            if base.modality == "text":
+                if getattr(self.data, "tokenizer", None) != base.tokenizer:
+                    raise ValueError(f"--init-from {o.init_from}: the text must be encoded with that model's tokenizer")
+            elif base.image_shape != self.data.shape:
                 raise ValueError(f"--init-from {o.init_from} makes {base.image_shape} images; the data is {self.data.shape}")
             return base.train()
         overrides = self.data.model_overrides(o.model)
         overrides.update(o.config)
         torch.manual_seed(o.seed)   # same seed, same initial weights
-        return build(o.model, tiny=o.tiny, **overrides).train()
+        model = build(o.model, tiny=o.tiny, **overrides).train()
+        if getattr(self.data, "tokenizer", None) is not None:
+            model.set_tokenizer(self.data.tokenizer)   # saved beside the weights as tokenizer.json
+        return model
 
     def _load_state(self, state: dict):
         self.model.load_state_dict(state["model"])
@@ -224,10 +249,37 @@ class Run:
         ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
     def evaluate(self) -> float:
+        if self.model.modality == "text":
+            # held-out nats/char on an evenly spaced subset of full-context windows (see CharLM.nll)
+            if getattr(self, "_val_ids", None) is None:
+                self._val_ids = load_text_dataset(self.data.name, "val", self.model.config.block_size,
+                                                  tokenizer=self.model.tokenizer).ids
+            return self.model.nats_per_char(self._val_ids, max_windows=TEXT_EVAL_WINDOWS, batch_size=64)
         from ..eval import evaluate
         res = evaluate(self.model, self.data.name, metrics=(self.opts.eval_metric,), n=self.opts.eval_n,
                        device=str(self.device), seed=0)
         return float(res[self.opts.eval_metric])
+
+    def _count_flops(self, x, y, rng) -> float | None:
+        """Model FLOPs of one training step (forward + backward, all networks), counted by
+        PyTorch's FlopCounterMode on a throw-away copy of the step; used for MFU. The copy's
+        update is undone by restoring the weights and optimiser state."""
+        try:
+            from torch.utils.flop_counter import FlopCounterMode
+        except ImportError:
+            return None
+        import copy
+        saved_model = copy.deepcopy(self.model.state_dict())
+        saved_opt = copy.deepcopy(self.objective.state_dict())
+        try:
+            with FlopCounterMode(display=False) as fc:
+                self.objective.step(x, y, rng, self.step)
+            return float(fc.get_total_flops()) * self.info.world
+        except Exception:  # noqa: BLE001 - counting is best-effort, never fatal
+            return None
+        finally:
+            self.model.load_state_dict(saved_model)
+            self.objective.load_state_dict(saved_opt)
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> Path:
@@ -246,12 +298,16 @@ class Run:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.time()
+        eval_s = 0.0                      # time spent evaluating, excluded from train_s
         t_log, n_log = time.time(), 0
         reached = None
         try:
             while self.step < o.total_steps:
                 rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
                 x, y = self.batch(self.step, rng)
+                if self.flops_per_step is None and main:
+                    self.flops_per_step = self._count_flops(x, y, rng)
+                    rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
                 logs = self.objective.step(x, y, rng, self.step)
                 self.step += 1
                 n_log += o.batch_size
@@ -259,20 +315,28 @@ class Run:
                     bar.update(1)
                 elapsed = time.time() - t0
                 done = self.step >= o.total_steps or (o.max_minutes is not None and elapsed >= o.max_minutes * 60)
-                if self.step % o.log_every == 0 or done:
+                if self.step % o.log_every == 0 or done or (o.eval_every and self.step % o.eval_every == 0):
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
                     dt = time.time() - t_log
+                    rate = n_log / max(dt, 1e-9)
+                    rate_key = "img_per_s" if self.model.modality == "image" else "tok_per_s"
+                    if self.model.modality != "image":
+                        rate *= self.model.config.block_size
                     rec = {"step": self.step, "epoch": round(self.step / o.steps_per_epoch, 3),
-                           "time_s": round(elapsed, 2), "img_per_s": round(n_log / max(dt, 1e-9), 1),
+                           "time_s": round(elapsed, 2), rate_key: round(rate, 1),
                            "lr": self.objective.optimizers[next(iter(self.objective.optimizers))].param_groups[0]["lr"]}
                     rec.update({k: round(v, 5) for k, v in logs.items()})
                     if self.device.type == "cuda":
                         rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
-                    if o.eval_every and (self.step % o.eval_every == 0 or done) and main:
+                    if main and o.eval_every and (self.step % o.eval_every == 0 or done):
+                        t_eval = time.time()
                         rec[o.eval_metric] = round(self.evaluate(), 4)
+                        eval_s += time.time() - t_eval
+                        rec["eval_s"] = round(time.time() - t_eval, 2)
                         if o.target is not None and rec[o.eval_metric] <= o.target and reached is None:
                             reached = {"step": self.step, "time_s": round(time.time() - t0, 2),
+                                       "train_s": round(time.time() - t0 - eval_s, 2),
                                        o.eval_metric: rec[o.eval_metric]}
                             rec["target_reached"] = reached
                     if main:
@@ -284,11 +348,10 @@ class Run:
                     self.save_samples()
                 if self.step % o.ckpt_every == 0 and not done:
                     self.save_checkpoint()
-                if reached is not None and self.info.world == 1:
-                    break
-                if done:
-                    break
-                if reached is not None:
+                stop = done or (reached is not None and o.stop_at_target)
+                if self.info.enabled and (o.max_minutes is not None or o.stop_at_target):
+                    stop = distributed.any_flag(stop, self.info, self.device)  # every rank stops together
+                if stop:
                     break
         except KeyboardInterrupt:
             if bar:
@@ -301,7 +364,11 @@ class Run:
                 bar.close()
         self.save_checkpoint()
         if main:
-            summary = {"steps": self.step, "time_s": round(time.time() - t0, 2), "target_reached": reached}
+            summary = {"steps": self.step, "time_s": round(time.time() - t0, 2),
+                       "flops_per_step": self.flops_per_step, "batch_size": o.batch_size,
+                       "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                       "torch": torch.__version__,
+                       "train_s": round(time.time() - t0 - eval_s, 2), "target_reached": reached}
             if self.device.type == "cuda":
                 summary["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
             ckpt.atomic_write_json(self.dir / "summary.json", summary)
