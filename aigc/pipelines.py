@@ -125,3 +125,68 @@ class ImagePipeline:
         lab = self.model.check_labels(lab, z.shape[0])
         images = self.model.decode(z.to(dev), lab)
         return Samples(to_uint8(images), None if lab is None else lab.cpu().numpy(), z.cpu().numpy())
+
+    # -- the studio: encoding, editing, interpolation ---------------------------------------------
+    def _image_tensor(self, images) -> torch.Tensor:
+        """uint8 N x H x W x C (or H x W x C) arrays, or float N x C x H x W in [0, 1] -> float tensor."""
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+            a = images[None] if images.ndim == 3 else images
+            x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div_(255.0)
+        else:
+            x = torch.as_tensor(images, dtype=torch.float32)
+            x = x[None] if x.dim() == 3 else x
+        if tuple(x.shape[1:]) != tuple(self.model.image_shape):
+            raise ValueError(f"pictures must be {tuple(self.model.image_shape)} (C, H, W) for {self.name}; "
+                             f"got {tuple(x.shape[1:])}")
+        return x.to(self.model.device)
+
+    def encode(self, images, *, label=None, progress=None, steps: int = 150, starts: int = 8) -> Samples:
+        """Pictures -> latents and their reconstructions. A VAE gives the posterior mean of
+        q(z|x) (deterministic); a GAN is projected by optimisation (aigc.project), with
+        `progress(step, steps, error)` called as it goes and `label` fixing the class (else
+        every class is tried)."""
+        x = self._image_tensor(images)
+        if self.kind == "vae":
+            with torch.no_grad():
+                mu, _ = self.model.encode(x)
+            return self.decode(mu.float().cpu())
+        from .project import project
+
+        i = self.label_index(label) if self.conditional else None
+        zs, labels = [], []
+        for j in range(x.shape[0]):
+            p = project(self.model, x[j:j + 1], label=i, steps=steps, starts=starts, seed=j, progress=progress)
+            zs.append(p.latent)
+            labels.append(p.label)
+        return self.decode(torch.from_numpy(np.stack(zs)), labels if self.conditional else None)
+
+    def edited_latent(self, z, coefficients=(), directions=None, dim_offsets=None) -> torch.Tensor:
+        """z + sum_i c_i * scale_i * direction_i (+ per-dimension offsets {dim: value})."""
+        z = torch.as_tensor(z, dtype=torch.float32).reshape(-1).clone()
+        if z.numel() != self.model.latent_dim:
+            raise ValueError(f"latent has {z.numel()} dimensions; {self.name} needs {self.model.latent_dim}")
+        if directions is not None and len(coefficients):
+            if directions.latent_dim != z.numel():
+                raise ValueError("these directions belong to a model with another latent size")
+            z += directions.offset(coefficients)
+        for d, v in (dim_offsets or {}).items():
+            d, v = int(d), float(v)
+            if not 0 <= d < z.numel():
+                raise ValueError(f"latent dimension {d} does not exist (0..{z.numel() - 1})")
+            if not math.isfinite(v):
+                raise ValueError("slider values must be finite numbers")
+            z[d] += v
+        return z
+
+    def edit(self, z, coefficients=(), directions=None, dim_offsets=None, label=None) -> Samples:
+        """Decode one latent moved along directions and dimensions (see `edited_latent`)."""
+        return self.decode(self.edited_latent(z, coefficients, directions, dim_offsets)[None],
+                           None if label is None else [label])
+
+    def interpolate(self, z0, z1, steps: int = 8, method: str = "slerp", label=None) -> Samples:
+        """`steps` images on the way from z0 to z1 (slerp suits Gaussian latents)."""
+        from .latent import path
+
+        zs = path(torch.as_tensor(z0, dtype=torch.float32).reshape(-1),
+                  torch.as_tensor(z1, dtype=torch.float32).reshape(-1), steps, method)
+        return self.decode(zs, None if label is None else [label])

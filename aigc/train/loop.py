@@ -305,7 +305,7 @@ class Run:
             while self.step < o.total_steps:
                 rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
                 x, y = self.batch(self.step, rng)
-                if self.flops_per_step is None and main:
+                if self.flops_per_step is None:   # every rank: the counted step runs DDP collectives
                     self.flops_per_step = self._count_flops(x, y, rng)
                     rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
                 logs = self.objective.step(x, y, rng, self.step)
