@@ -110,6 +110,9 @@ def cmd_eval(args) -> int:
     if args.text_file:
         from .textcli import eval_text
         return eval_text(args)
+    if args.heldout:
+        from .textcli import eval_heldout
+        return eval_heldout(args)
     if args.name.endswith(".npz") and Path(args.name).is_file():
         import numpy as np
         if not args.data:
@@ -206,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
     s.add_argument("--save", action="store_true", help="record the result in the model's metrics.json")
     s.add_argument("--text-file", default=None, help="text models: score this UTF-8 file (nats/bits per char)")
+    s.add_argument("--heldout", action="store_true", help="text models: score the dataset's held-out text")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_eval)
     return p

@@ -148,7 +148,10 @@ class Directions:
 
 
 def _unit_rows(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    """Unit-length rows with a fixed sign (largest component positive): PCA's sign is arbitrary."""
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    sign = torch.sign(v.gather(1, v.abs().argmax(1, keepdim=True)))
+    return v * torch.where(sign == 0, torch.ones_like(sign), sign)
 
 
 def early_features(model, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,7 +185,9 @@ def ganspace(model, n: int = 4096, k: int = 10, seed: int = 0) -> Directions:
     y = torch.cat(feats)
     y = y - y.mean(0, keepdim=True)
     q = min(k + 8, min(y.shape))
-    _, s, v = torch.pca_lowrank(y, q=q, center=False, niter=4, )
+    with torch.random.fork_rng(devices=[]):      # randomised SVD: seeded, and the caller's RNG untouched
+        torch.manual_seed(seed)
+        _, s, v = torch.pca_lowrank(y, q=q, center=False, niter=4)
     var = s.pow(2)
     total = y.pow(2).sum().clamp_min(1e-12)
     x = y @ v[:, :k]                                  # N x k coordinates on the components

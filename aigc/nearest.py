@@ -34,7 +34,7 @@ class TrainingIndex:
     def __init__(self, data: ImageData, reference_data: ImageData | None = None):
         self.data = data
         self.shape = data.images.shape[1:]
-        self.flat = torch.from_numpy(data.images.reshape(len(data), -1)).float().div_(255.0)
+        self.flat = torch.from_numpy(data.images.reshape(len(data), -1).astype(np.float32)).div_(255.0)
         self.norms = self.flat.pow(2).sum(1)
         self._reference_data = reference_data
         self._reference: float | None = None
@@ -48,8 +48,8 @@ class TrainingIndex:
             a = a[None]
         if a.shape[1:] != self.shape:
             raise ValueError(f"images have shape {a.shape[1:]}; the training set has {self.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(a).reshape(len(a), -1))
-        return t.float().div_(255.0) if a.dtype == np.uint8 else t.float()
+        t = torch.from_numpy(np.array(a, dtype=np.float32).reshape(len(a), -1))
+        return t.div_(255.0) if a.dtype == np.uint8 else t
 
     @torch.no_grad()
     def distances(self, images, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,12 +53,14 @@ tr() { # name kind data extra...
       --log-every 100 --sample-every 2000 --ckpt-every 10000 --no-progress "$@" > "$RUNS/$name.log" 2>&1 \
       || { echo "$name failed"; tail -5 "$RUNS/$name.log"; }
 }
-tr dcgan-fashion dcgan fashion-mnist --epochs 60 --eval-every 3000 --eval-metric $FID --eval-n $N --target 15 &
-tr vae-mnist vae mnist --epochs 150 &
-tr vae-fashion vae fashion-mnist --epochs 150 &
-tr seed-gan-mnist seed-gan mnist --epochs 100 &
-tr seed-gan-fashion seed-gan fashion-mnist --epochs 100 &
-wait
+# (explicit pids: a bare `wait` would also wait for the tee process substitution above, forever)
+pids=()
+tr dcgan-fashion dcgan fashion-mnist --epochs 40 --eval-every 4690 --eval-metric $FID --eval-n $N --target 15 & pids+=($!)
+tr vae-mnist vae mnist --epochs 80 & pids+=($!)
+tr vae-fashion vae fashion-mnist --epochs 80 & pids+=($!)
+tr seed-gan-mnist seed-gan mnist --epochs 100 & pids+=($!)
+tr seed-gan-fashion seed-gan fashion-mnist --epochs 100 & pids+=($!)
+wait "${pids[@]}"
 pack p2 $RUNS/dcgan-fashion $RUNS/vae-mnist $RUNS/vae-fashion $RUNS/seed-gan-mnist $RUNS/seed-gan-fashion $RUNS/*.log
 split -b 15m -d "$OUT/p2.tgz" "$OUT/p2.tgz." && rm "$OUT/p2.tgz"; ls -la $OUT
 
@@ -67,14 +69,16 @@ ev() { # name metrics
   $PY -m aigc eval "$RUNS/$1" --metrics "$2" --n $N --device "$DEV" --json > "$RUNS/eval-$1.json" 2> "$RUNS/eval-$1.err" \
       || { echo "eval $1 failed"; tail -3 "$RUNS/eval-$1.err"; }
 }
-ev dcgan-mnist $FID,$KID,domain_fd,label_acc &
-ev dcgan-fashion $FID,$KID,domain_fd,label_acc &
-ev seed-gan-mnist $FID,$KID,domain_fd &
-ev seed-gan-fashion $FID,$KID,domain_fd &
-wait
-ev vae-mnist $FID,$KID,domain_fd,nll &
-ev vae-fashion $FID,$KID,domain_fd,nll &
-wait
+pids=()
+ev dcgan-mnist $FID,$KID,domain_fd,label_acc & pids+=($!)
+ev dcgan-fashion $FID,$KID,domain_fd,label_acc & pids+=($!)
+ev seed-gan-mnist $FID,$KID,domain_fd & pids+=($!)
+ev seed-gan-fashion $FID,$KID,domain_fd & pids+=($!)
+wait "${pids[@]}"
+pids=()
+ev vae-mnist $FID,$KID,domain_fd,nll & pids+=($!)
+ev vae-fashion $FID,$KID,domain_fd,nll & pids+=($!)
+wait "${pids[@]}"
 cat $RUNS/eval-*.json
 
 stamp "phase 4: throughput (GPU) and the text model's held-out score"

@@ -20,12 +20,12 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 mkdir -p "$RUNS"
 # the real-image Inception statistics are computed once, before the clocks start
 [ -n "${SMOKE:-}" ] || $PY -c "from aigc.eval.realstats import real_stats; real_stats('mnist', device='$DEV')"
-$PY -m aigc train --model dcgan --data mnist --out "$RUNS/dcgan-mnist" --device "$DEV" --epochs 60 \
-    --max-minutes "$MIN" --eval-every ${EVAL_EVERY:-1500} --eval-metric $FID --eval-n "$N" --target 5 $SMOKE_ARGS \
-    --log-every 100 --sample-every 1500 --ckpt-every 5000 --no-progress > "$RUNS/dcgan-mnist.log" 2>&1 &
+$PY -m aigc train --model dcgan --data mnist --out "$RUNS/dcgan-mnist" --device "$DEV" --epochs 40 \
+    --max-minutes "$MIN" --eval-every ${EVAL_EVERY:-2345} --eval-metric $FID --eval-n "$N" --target 5 $SMOKE_ARGS \
+    --log-every 100 --sample-every 2345 --ckpt-every 5000 --no-progress > "$RUNS/dcgan-mnist.log" 2>&1 &
 P1=$!
 $PY -m aigc train --model char-lm --data shakespeare --out "$RUNS/char-shakespeare" --device "$DEV" \
-    --set preset=gpu --batch-size 128 --lr 2e-3 --warmup 200 --max-steps 20000 --max-minutes "$MIN" \
+    --set preset=gpu --batch-size 128 --lr 2e-3 --warmup 200 --max-steps 5000 --max-minutes "$MIN" \
     --eval-every ${TEXT_EVAL_EVERY:-250} $SMOKE_ARGS \
     --eval-metric nats_per_char --target 1.45 --log-every 50 --sample-every 1000 --ckpt-every 5000 \
     --no-progress > "$RUNS/char-shakespeare.log" 2>&1 &

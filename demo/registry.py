@@ -46,8 +46,18 @@ class ModelEntry:
                     self._directions = latent.ensure_directions(self.pipe, images)
         return self._directions
 
-    def set_directions(self, d: latent.Directions) -> None:
-        self._directions = d
+    def add_direction(self, vector, name: str) -> latent.Directions:
+        """Store a user's direction beside the weights (shared by every session from now on)."""
+        d = self.directions()
+        with self._lock:
+            self._directions = latent.add_direction(self.path, self._directions or d, vector, name)
+            return self._directions
+
+    def rename_direction(self, index: int, name: str) -> latent.Directions:
+        d = self.directions()
+        with self._lock:
+            self._directions = latent.rename_direction(self.path, self._directions or d, index, name)
+            return self._directions
 
 
 class ModelRegistry:

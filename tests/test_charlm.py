@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from aigc import checkpoint as ckpt
-from aigc.data.text import (SHAKESPEARE_HELD_OUT, TextData, load_text_corpus, load_text_dataset,
+from aigc.data.text import (SHAKESPEARE_HELD_OUT, TEXT_DIR, TextData, load_text_corpus, load_text_dataset,
                             split_works, text_dataset_names)
-from aigc.models.charlm import PRESETS, CharLM, filter_logits, sample_next
+from aigc.models.charlm import PRESETS, TRAIN_PRESETS, CharLM, filter_logits, sample_next
 from aigc.registry import build, get_kind, make_config
 from aigc.text.tokenizer import UNK, CharTokenizer
 from aigc.train.loop import TrainOptions, train
@@ -88,7 +88,7 @@ def test_tokenizer_min_count_and_max_size():
 # -- text data --------------------------------------------------------------------------------------
 def test_shakespeare_split_holds_out_whole_plays():
     train_text, val_text, info, tok = load_text_corpus("shakespeare")
-    full = (load_text_corpus.__globals__["TEXT_DIR"] / "shakespeare.txt").read_text(encoding="utf-8")
+    full = (TEXT_DIR / "shakespeare.txt").read_text(encoding="utf-8")
     works = dict(split_works(full))
     assert len(works) == 38 and "".join(w for _, w in split_works(full)) == full
     assert len(train_text) + len(val_text) == len(full)
@@ -140,6 +140,9 @@ def test_registry_and_presets():
         cfg = make_config("char-lm", preset=name)
         assert all(getattr(cfg, f) == v for f, v in preset.items())
     assert make_config("char-lm", preset="cpu", n_layer=2).n_layer == 2    # explicit fields win
+    assert set(TRAIN_PRESETS) == set(PRESETS)
+    for name, opts in TRAIN_PRESETS.items():                                 # valid TrainOptions
+        TrainOptions(**opts, model="char-lm", data="shakespeare", config={"preset": name})
     with pytest.raises(ValueError):
         make_config("char-lm", preset="tpu")
 
@@ -285,3 +288,17 @@ def test_training_lowers_the_loss(tmp_path):
                        out=str(out), log_every=5, sample_every=1000, progress=False))
     stats = [json.loads(ln) for ln in (out / "stats.jsonl").read_text().splitlines()]
     assert stats[-1]["loss"] < stats[0]["loss"] - 0.5
+
+
+def test_bf16_cpu_training_step(tmp_path):
+    """The cpu preset trains under bf16 autocast (attention then runs in fp32 on the CPU)."""
+    out = tmp_path / "run"
+    train(TrainOptions(model="char-lm", data="shakespeare", tiny=True, max_steps=2, batch_size=8,
+                       precision="bf16", out=str(out), log_every=1, sample_every=1000, progress=False))
+    stats = [json.loads(ln) for ln in (out / "stats.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(s["loss"]) for s in stats)
+    m = build("char-lm", tiny=True, vocab_size=20).eval()
+    x = torch.randint(0, 20, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, _ = m(x)
+    assert torch.allclose(low.float(), m(x)[0], atol=0.05)

@@ -14,7 +14,8 @@ The weights live in `weights/_eval/classifier-<dataset>/` (model.safetensors + c
 README.md). Folders under weights/ that begin with '_' are not generative models. Weights are
 read with safetensors only (never unpickled), through the same checked loader as the models.
 
-Reproduce the shipped weights with:  python -m aigc.eval.classifier mnist
+Reproduce the shipped weights with:  python -m aigc.eval.classifier mnist --threads 1
+(and fashion-mnist); each folder's README.md gives the exact command and the accuracy.
 """
 from __future__ import annotations
 
@@ -171,13 +172,13 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 def train_classifier(dataset: str, epochs: int = DEFAULT_EPOCHS, device: str | torch.device = "cpu",
                      out_dir: str | Path | None = None, seed: int = 0, lr: float = 2e-3,
-                     shift: int = 2, log=print) -> dict:
+                     shift: int = 0, log=print) -> dict:
     """Train the domain classifier on the dataset's train split, measure it on the full test
     split, and save it (atomically) to `out_dir` (default weights/_eval/classifier-<dataset>/).
 
-    Adam with a linearly decaying learning rate and, if `shift` > 0, random translations of up
-    to `shift` pixels (one per batch) so that the features are not brittle to the small
-    misalignments generated images have. Seeded:
+    Adam with a linearly decaying learning rate. `shift` > 0 adds random translations of up to
+    `shift` pixels (one per batch); it is off by default because at this size it cost accuracy
+    (4 epochs, shift 2 vs 0: MNIST 98.95% vs 99.05%, Fashion-MNIST 89.0-89.4% vs 90.5%). Seeded:
     the same call on the same device gives the same weights. Returns the config.json dict,
     including `test_accuracy`."""
     name = canonical_name(dataset)
@@ -244,6 +245,7 @@ def save_classifier(model: DomainClassifier, meta: dict, directory: str | Path) 
 
 def _card(meta: dict) -> str:
     name = meta["dataset"]
+    aug = f"random shifts up to {meta['shift']} px" if meta.get("shift") else "no augmentation"
     return f"""# classifier-{name} (evaluation network, not a generative model)
 
 A small CNN (3 convs, 128-d penultimate layer) trained on the {name} train split. It backs the
@@ -255,7 +257,7 @@ fast domain metrics of `aigc.eval`:
 
 **Test accuracy: {meta['test_accuracy'] * 100:.2f}%** on all 10,000 {name} test images
 ({meta['epochs']} epochs, seed {meta['seed']}, Adam lr {meta['lr']} decaying linearly, batch
-{meta['batch_size']}, random shifts up to {meta['shift']} px; {meta['train_seconds']:.0f}s on {meta['device']}).
+{meta['batch_size']}, {aug}; {meta['train_seconds']:.0f}s on {meta['device']}, one thread).
 
 Reproduce (from the repository root):
 
@@ -272,7 +274,7 @@ def main(argv=None) -> int:
     p.add_argument("dataset", help="mnist or fashion-mnist")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shift", type=int, default=2, help="random translation in pixels (0: none)")
+    p.add_argument("--shift", type=int, default=0, help="random translation in pixels (0: none)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="output folder (default weights/_eval/classifier-<dataset>)")
     p.add_argument("--threads", type=int, default=None,

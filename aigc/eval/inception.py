@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -247,7 +246,3 @@ def inception_features(images, device: str | torch.device = "cpu", batch_size: i
                 done = i + len(batch)
                 log(f"inception: {done}/{len(images)} images, {last - start:.0f}s")
     return out
-
-
-def _log_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -74,3 +74,12 @@ def any_flag(flag: bool, info: DistInfo, device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def max_value(value: float, info: DistInfo, device) -> float:
+    """The largest of each rank's value (so all ranks agree, e.g. on a clock-driven schedule)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()

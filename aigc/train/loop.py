@@ -349,6 +349,10 @@ class Run:
                 if self.step % o.ckpt_every == 0 and not done:
                     self.save_checkpoint()
                 stop = done or (reached is not None and o.stop_at_target)
+                if o.max_minutes is not None:
+                    # the lr schedule follows the clock too; every rank uses the largest fraction
+                    frac = (time.time() - t0) / (o.max_minutes * 60)
+                    o.time_frac = distributed.max_value(frac, self.info, self.device)
                 if self.info.enabled and (o.max_minutes is not None or o.stop_at_target):
                     stop = distributed.any_flag(stop, self.info, self.device)  # every rank stops together
                 if stop:

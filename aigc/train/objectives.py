@@ -17,13 +17,16 @@ import torch.nn.functional as F
 from .augment import diff_augment
 
 
-def cosine_lr(base: float, step: int, total: int | None, warmup: int = 0) -> float:
-    """Linear warm-up, then cosine decay to 10% of base over `total` steps (constant if unknown)."""
+def cosine_lr(base: float, step: int, total: int | None, warmup: int = 0, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% of base over `total` steps (constant if unknown).
+
+    time_frac: the share of a wall-clock budget (--max-minutes) already spent; the schedule
+    follows whichever budget is further along, so a run cut by the clock still ends decayed."""
     if warmup and step < warmup:
         return base * (step + 1) / warmup
     if not total:
         return base
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -37,7 +40,7 @@ class Objective:
         lr = 0.0
         for name, opt in self.optimizers.items():
             lr = cosine_lr(self.base_lr[name], step, self.opts.total_steps if self.opts.lr_decay else None,
-                           self.opts.warmup)
+                           self.opts.warmup, getattr(self.opts, "time_frac", 0.0))
             for g in opt.param_groups:
                 g["lr"] = lr
         return lr
@@ -177,7 +180,7 @@ class CharLMObjective(Objective):
 
     def set_lr(self, step: int) -> float:
         lr = cosine_lr(self.base_lr["lm"], step, self.opts.total_steps if self.opts.lr_decay else None,
-                       self.warmup)
+                       self.warmup, getattr(self.opts, "time_frac", 0.0))
         for g in self.optimizers["lm"].param_groups:
             g["lr"] = lr
         return lr

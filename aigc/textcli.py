@@ -1,0 +1,93 @@
+"""The CLI's text-model branch: `sample` and `eval` for modality "text" (kept apart from the
+image path so __main__ stays a thin dispatcher)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import checkpoint as ckpt
+
+MAX_PROMPT_CHARS = 100_000       # a prompt longer than this is refused, not silently truncated
+MAX_NEW = 20_000
+MAX_TEXT_FILE_BYTES = 50 << 20
+
+
+def _check_sampling(args) -> dict:
+    t = 1.0 if args.temperature is None else float(args.temperature)
+    if not 0 <= t <= 5:
+        raise ValueError("temperature must be between 0 (greedy) and 5")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError("--top-k must be >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError("--top-p must be in (0, 1]")
+    if not 0 <= args.max_new <= MAX_NEW:
+        raise ValueError(f"--max-new must be between 0 and {MAX_NEW}")
+    if len(args.prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(args.prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+    return {"temperature": t, "top_k": args.top_k, "top_p": args.top_p}
+
+
+def sample_text(path: Path, args) -> int:
+    model = ckpt.from_pretrained(path, device=args.device)
+    kw = _check_sampling(args)
+    if not 1 <= args.n <= 1000:
+        raise ValueError("--n must be between 1 and 1000")
+    n = args.n if (args.json or args.n != 16) else 1   # --n defaults to 16 for image grids
+    texts = [model.generate_text(args.prompt, args.max_new, seed=args.seed + i, **kw) for i in range(n)]
+    if args.json:
+        print(json.dumps([args.prompt + t for t in texts], ensure_ascii=False))
+    else:
+        for t in texts:
+            sys.stdout.write(args.prompt + t + "\n")
+    return 0
+
+
+def eval_text(args) -> int:
+    from .pipelines import resolve_model_path
+    model = ckpt.from_pretrained(resolve_model_path(args.name), device=args.device)
+    if getattr(model, "modality", "image") != "text":
+        raise ValueError("--text-file applies to text models only")
+    p = Path(args.text_file)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.stat().st_size > MAX_TEXT_FILE_BYTES:
+        raise ValueError(f"{p} is larger than {MAX_TEXT_FILE_BYTES >> 20} MB")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    res = score_text(model, text, args)
+    res["file"] = str(p)
+    print(json.dumps(res, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0
+
+
+def score_text(model, text: str, args=None) -> dict:
+    import math
+    tok = model.tokenizer
+    if len(text) < 2:
+        raise ValueError("text must have at least 2 characters to score")
+    ids = tok.encode(text)
+    total, count = model.nll(ids, batch_size=64)
+    npc = total / max(count, 1)
+    return {"nats_per_char": round(npc, 4), "bits_per_char": round(npc / math.log(2), 4), "chars": count,
+            "unknown_chars": tok.count_unknown(text),
+            "protocol": f"every character after the first predicted once with >= {model.config.block_size // 2} "
+                        f"characters of context (windows of {model.config.block_size}, stride {model.config.block_size // 2})"}
+
+
+def eval_heldout(args) -> int:
+    """Score the model's dataset's held-out split (e.g. the whole plays kept out of training)."""
+    from .data.text import load_text_corpus
+    from .pipelines import resolve_model_path
+    model = ckpt.from_pretrained(resolve_model_path(args.name), device=args.device)
+    if getattr(model, "modality", "image") != "text":
+        raise ValueError("--heldout applies to text models only")
+    dataset = args.data or model.meta.get("dataset")
+    _, val, info, _ = load_text_corpus(dataset)
+    res = score_text(model, val)
+    res["dataset"] = dataset
+    res["split"] = "held-out"
+    print(json.dumps(res, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0

@@ -1,0 +1,66 @@
+"""The studio in a browser: `python app.py [--host 127.0.0.1] [--port 7860] [--weights weights]`.
+
+Loads every model under the weights folder once, builds the app (demo.build_demo) and serves it.
+Importing this file builds nothing and launches nothing; `main()` does both.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+T0 = time.perf_counter()
+
+
+def configure_runtime(threads: int = 1) -> None:
+    """One torch thread per request: on a small shared machine, OpenMP threads that spin while
+    another process holds the cores turn a 2 ms decode into 100 ms."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def create(weights: str | Path = ROOT / "weights", warm: bool = True, **kwargs):
+    """(demo, registry) for a weights folder; `warm` computes missing directions and the
+    nearest-neighbour indexes in the background."""
+    from demo import ModelRegistry, build_demo
+
+    registry = ModelRegistry(weights)
+    demo = build_demo(registry, **kwargs)
+    if warm:
+        registry.warm()
+    return demo, registry
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    ap.add_argument("--weights", default=str(ROOT / "weights"), help="folder of saved models")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per request")
+    ap.add_argument("--queue-size", type=int, default=64, help="most requests waiting at once")
+    ap.add_argument("--no-warm", action="store_true", help="do not precompute directions in the background")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_runtime(a.threads)
+    from demo import CSS
+
+    demo, registry = create(a.weights, warm=not a.no_warm, queue_size=a.queue_size)
+    print(f"loaded {len(registry.image_models())} image models from {a.weights}", flush=True)
+    demo.launch(server_name=a.host, server_port=a.port, css=CSS, show_error=True, prevent_thread_lock=True,
+                footer_links=["api", "settings"])
+    print(f"serving at http://{a.host}:{a.port} ({time.perf_counter() - T0:.1f} s after start)", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

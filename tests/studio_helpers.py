@@ -1,0 +1,60 @@
+"""Shared by the studio tests: tiny saved models in a temporary weights folder, and a launched app."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GAIN = 3.0
+TINY = [("vae", "vae-mnist"), ("dcgan", "dcgan-mnist"), ("seed-gan", "seed-gan-mnist")]
+
+
+def make_weights(root: Path) -> Path:
+    """Three tiny untrained models (dataset 'mnist'), a support folder and a broken model."""
+    from aigc import checkpoint as ckpt
+    from aigc.registry import build
+
+    root = Path(root)
+    torch.manual_seed(0)
+    for kind, name in TINY:
+        kw = {"class_names": [str(i) for i in range(10)]} if kind == "dcgan" else {}
+        m = build(kind, tiny=True, **kw)
+        if kind == "vae":            # untrained decoders draw flat grey; more gain makes edits visible
+            with torch.no_grad():
+                for pname, w in m.named_parameters():
+                    if pname.endswith("weight"):
+                        w.mul_(GAIN)
+        ckpt.save_pretrained(m, root / name, meta={"dataset": "mnist"}, metrics={"fid": 123.4})
+    (root / "_eval").mkdir(exist_ok=True)
+    (root / "_eval" / "config.json").write_text("{}")
+    (root / "broken").mkdir(exist_ok=True)
+    (root / "broken" / "config.json").write_text('{"kind": "vae", "config": {}}')
+    (root / "broken" / "model.safetensors").write_bytes(b"not safetensors")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(weights: Path):
+    """Build and launch the app on a free port in this process -> (demo, url)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import app
+    from demo import CSS
+
+    app.configure_runtime()
+    demo, _ = app.create(weights, warm=False)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
+                footer_links=["api"])
+    return demo, f"http://127.0.0.1:{port}/"

@@ -1,0 +1,318 @@
+"""The studio's handlers, then every endpoint through gradio_client against a launched app:
+results, bad input (a clear error, and the server keeps serving) and separate sessions."""
+import io
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio_helpers import launch, make_weights
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return make_weights(tmp_path_factory.mktemp("ui-weights"))
+
+
+@pytest.fixture(scope="module")
+def studio(weights, tmp_path_factory):
+    import app
+    from demo.handlers import Studio
+    from demo.registry import ModelRegistry
+
+    app.configure_runtime()
+    return Studio(ModelRegistry(weights), tmp_path_factory.mktemp("ui-tmp"))
+
+
+@pytest.fixture(scope="module")
+def server(weights):
+    demo, url = launch(weights)
+    yield url
+    demo.close()
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def picture_file(tmp_path, name="digit.png"):
+    a = np.full((120, 100), 255, np.uint8)
+    a[20:100, 45:58] = 0
+    p = tmp_path / name
+    Image.fromarray(a).save(p)
+    return p
+
+
+def pixels(path_or_image):
+    im = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
+    return np.asarray(im.convert("L"))
+
+
+# =================================================================== handlers
+def test_registry_lists_models_and_skips_support_folders(studio):
+    reg = studio.reg
+    assert reg.image_models() == ["dcgan-mnist", "seed-gan-mnist", "vae-mnist"]
+    assert "_eval" not in reg.entries and reg.entries["broken"].error
+    with pytest.raises(ValueError, match="unknown model 'nope'; available image models: dcgan-mnist"):
+        reg.get("nope")
+
+
+def test_sample_open_edit_reset(studio):
+    from demo.handlers import N_DIM, N_DIR, new_state
+
+    items, info, st = studio.sample("dcgan-mnist", "7", 11, 2, 0.7, new_state())
+    assert len(items) == 4 and "seed 11" in info and items[0][1] == "#0 · 7"
+    rec = json.loads(items[2][0].info["aigc-recipe"])
+    assert rec["model"] == "dcgan-mnist" and rec["seed"] == 11 and rec["index"] == 2 and rec["label"] == 7
+    out = studio.open_sample(st, 2)
+    assert len(out) == 2 + N_DIR + N_DIM + 3
+    img0, st = out[0], out[-1]
+    assert img0.size == (280, 280) and "class 7" in out[1]
+    assert out[2]["visible"] and out[2]["label"].startswith("PC1")
+    assert out[2 + N_DIR]["visible"] is False                    # GANs: no per-dimension sliders
+    img1, st1 = studio.edit(st, dir1=2.5, dir2=-1.0)
+    assert not np.array_equal(pixels(img0), pixels(img1))
+    assert st1["current"]["offsets"]["directions"] == {"PC1": 2.5, "PC2": -1.0}
+    img2, _ = studio.edit(st1, dir1=0.0, dir2=0.0)
+    assert np.array_equal(pixels(img0), pixels(img2))           # back to the start
+    reset = studio.reset(st1)
+    assert np.array_equal(pixels(reset[0]), pixels(img0)) and all(u["value"] == 0.0 for u in reset[1:-1])
+
+
+def test_vae_dimension_sliders_ordered_by_kl(studio):
+    from demo.handlers import N_DIR, new_state
+
+    _, _, st = studio.sample("vae-mnist", "any", 1, 1, 1.0, new_state())
+    out = studio.open_sample(st, 0)
+    d = studio.reg.get("vae-mnist").directions()
+    shown = [u["label"] for u in out[2 + N_DIR: 2 + N_DIR + 4]]
+    assert shown == [f"z[{k}] · KL {float(d.kl[k]):.2f}" for k in d.dim_order[:4]]
+    assert out[2 + N_DIR + 4]["visible"] is False and out[-3]["visible"] is True
+    st = out[-1]
+    img, st2 = studio.edit(st, dim1=1.5)
+    assert st2["current"]["offsets"]["dims"] == {str(d.dim_order[0]): 1.5}
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda s, st: s.sample("nope", "any", 1, 2, 1.0, st), "unknown model"),
+    (lambda s, st: s.sample("vae-mnist", "3", 1, 2, 1.0, st), "not class-conditional"),
+    (lambda s, st: s.sample("dcgan-mnist", "eleven", 1, 2, 1.0, st), "unknown class"),
+    (lambda s, st: s.sample("vae-mnist", "any", -1, 2, 1.0, st), "seed must be between"),
+    (lambda s, st: s.sample("vae-mnist", "any", 1, 99, 1.0, st), "grid size must be between"),
+    (lambda s, st: s.sample("vae-mnist", "any", 1, 2, float("nan"), st), "finite"),
+    (lambda s, st: s.edit(st, dir1=0.5), "open a sample"),
+    (lambda s, st: s.open_sample(st, 0), "sample a grid first"),
+    (lambda s, st: s.nearest(st), "open a sample"),
+    (lambda s, st: s.interpolate("A and B", "vae-mnist", "any", 1, 2, 5, "slerp", 1.0, st), "pick A and B"),
+    (lambda s, st: s.interpolate("two seeds", "vae-mnist", "any", 1, 2, 500, "slerp", 1.0, st), "frames"),
+    (lambda s, st: s.encode(None, "vae-mnist", "any", st), "upload a picture"),
+    (lambda s, st: s.encode_drawing(None, "vae-mnist", "any", st), "draw something"),
+    (lambda s, st: s.restore(None, st), "drop a recipe"),
+    (lambda s, st: s.recipe_files(st), "open a sample"),
+])
+def test_bad_input_gives_a_clear_error(studio, call, msg):
+    from demo.handlers import new_state
+
+    with pytest.raises(gr.Error, match=msg):
+        call(studio, new_state())
+
+
+def test_edit_rejects_out_of_range_and_nan(studio):
+    from demo.handlers import new_state
+
+    _, _, st = studio.sample("seed-gan-mnist", "any", 2, 1, 1.0, new_state())
+    st = studio.open_sample(st, 0)[-1]
+    for bad in (9.0, float("nan"), float("inf"), "x"):
+        with pytest.raises(gr.Error):
+            studio.edit(st, dir1=bad)
+
+
+def test_uploads_bad_and_good(studio, tmp_path):
+    from demo.handlers import new_state
+
+    bad = {"notes.txt": b"not an image", "trunc.png": picture_file(tmp_path).read_bytes()[:60],
+           "one.png": None}
+    Image.new("L", (1, 1)).save(tmp_path / "one.png")
+    for name, data in bad.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        with pytest.raises(gr.Error):
+            studio.encode(str(tmp_path / name), "vae-mnist", "any", new_state())
+    out = studio.encode(str(picture_file(tmp_path)), "vae-mnist", "any", new_state())
+    prepared, recon, notes = out[:3]
+    assert prepared.size == (140, 140) and "error" in notes and "inverted" in notes
+    assert out[3].size == (280, 280) and out[-1]["base"]["source"] == "encode"
+    g = studio.encode(str(picture_file(tmp_path)), "seed-gan-mnist", "any", new_state())
+    assert "projection" in g[2] and g[-1]["base"]["source"] == "project"
+    sketch = np.zeros((280, 280, 4), np.uint8)
+    sketch[40:240, 130:150] = (0, 0, 0, 255)
+    d = studio.encode_drawing({"composite": sketch, "background": None, "layers": []}, "vae-mnist", "any", new_state())
+    assert d[0].size == (140, 140)
+
+
+def test_recipe_round_trip_restores_exact_image(studio, tmp_path):
+    from demo.handlers import new_state
+
+    _, _, st = studio.sample("vae-mnist", "any", 5, 2, 0.9, new_state())
+    st = studio.open_sample(st, 3)[-1]
+    img, st = studio.edit(st, dir2=1.25, dim2=-0.5)
+    j, p = studio.recipe_files(st)
+    for f in (j, p):
+        out = studio.restore(f, new_state())
+        assert np.array_equal(pixels(out[0]), pixels(img))
+        assert out[3]["value"] == 1.25                           # sliders restored too
+        st2 = out[-1]
+        again, _ = studio.edit(st2, dir2=1.25, dim2=-0.5)
+        assert np.array_equal(pixels(again), pixels(img))
+    rec = json.loads(Path(j).read_text())
+    for change, msg in [({"model": "gone-model"}, "does not have"), ({"z": rec["z"][:-1]}, "different lengths"), ({"z": rec["z"][:-1], "latent": None}, "needs"),
+                        ({"z": rec["z"] + [0.0], "latent": None}, "needs"), ({"label": 3}, "not class-conditional")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**rec, **change}))
+        with pytest.raises(gr.Error, match=msg):
+            studio.restore(str(bad), new_state())
+    other = tmp_path / "hash.json"
+    other.write_text(json.dumps({**rec, "weights_hash": "ffffffffffffffff"}))
+    assert "may differ" in studio.restore(str(other), new_state())[1]
+
+
+def test_interpolate_nearest_and_directions(studio):
+    from demo.handlers import N_DIR, new_state
+
+    items, gif, gif2, info, st = studio.interpolate("two seeds", "dcgan-mnist", "any", 1, 2, 6, "slerp", 1.0,
+                                                    new_state())
+    assert len(items) == 6 and gif == gif2 and Image.open(gif).is_animated and "class 0" in info
+    _, _, st = studio.sample("seed-gan-mnist", "any", 1, 2, 1.0, st)
+    st = studio.open_sample(st, 0)[-1]
+    _, st = studio.set_a(st)
+    st = studio.open_sample(st, 1)[-1]
+    _, st = studio.set_b(st)
+    items, *_ = studio.interpolate("A and B", "ignored", "any", 0, 0, 4, "lerp", 1.0, st)
+    assert np.array_equal(pixels(items[-1][0]), pixels(studio.set_b(st)[0]))
+    pair, md = studio.nearest(st)
+    assert pair.size[0] > pair.size[1] and "training images" in md and "distance" in md
+    _, st = studio.edit(st, dir3=1.0)
+    out = studio.save_direction(st, "my tilt", dir3=1.0)
+    assert "Saved direction **my tilt**" in out[-2]
+    labels = [u.get("label") for u in out[:N_DIR] if u.get("visible")]
+    assert labels[-1] == "my tilt · saved" and out[2]["value"] == 1.0
+    with pytest.raises(gr.Error, match="exists"):
+        studio.save_direction(st, "my tilt", dir3=1.0)
+    out = studio.rename_direction(st, "1", "thickness", dir3=1.0)
+    assert out[1]["label"].startswith("thickness") and "thickness" in out[-2]
+    with pytest.raises(gr.Error):
+        studio.rename_direction(st, "1", "<b>", dir3=1.0)
+
+
+# =================================================================== through gradio_client
+def test_api_lists_the_named_endpoints(server):
+    info = client(server).view_api(return_format="dict", print_info=False)
+    names = set(info["named_endpoints"])
+    assert {"/sample", "/edit", "/interpolate", "/encode", "/open", "/reset", "/nearest", "/restore",
+            "/recipe", "/encode_drawing", "/dice", "/model_info", "/save_direction",
+            "/rename_direction", "/use_as_a", "/use_as_b"} <= names
+    params = [p["parameter_name"] for p in info["named_endpoints"]["/edit"]["parameters"]]
+    assert params[:2] == ["dir1", "dir2"] and "dim1" in params
+
+
+def test_every_endpoint_through_the_client(server, tmp_path):
+    c = client(server)
+    gal, info = c.predict("vae-mnist", "any", 4, 2, 1.0, api_name="/sample")
+    assert len(gal) == 4 and "seed 4" in info
+    out = c.predict(1, api_name="/open")
+    base = pixels(out[0])
+    edited = c.predict(dir1=2.0, api_name="/edit")
+    assert not np.array_equal(pixels(edited), base)
+    again = c.predict(dir1=2.0, api_name="/edit")
+    assert np.array_equal(pixels(again), pixels(edited))          # deterministic
+    assert np.array_equal(pixels(c.predict(api_name="/reset")[0]), base)
+    c.predict(dir1=2.0, dim1=0.5, api_name="/edit")
+    files = c.predict(api_name="/recipe")
+    js = [f for f in files if str(f).endswith(".json")][0]
+    rec = json.loads(Path(js).read_text())
+    assert rec["offsets"]["directions"] == {"PC1": 2.0} and rec["model"] == "vae-mnist"
+    from gradio_client import handle_file
+
+    restored = c.predict(handle_file(js), api_name="/restore")
+    edited2 = c.predict(dir1=2.0, dim1=0.5, api_name="/edit")
+    assert np.array_equal(pixels(restored[0]), pixels(edited2))
+    seed, gal2, _ = c.predict("dcgan-mnist", "5", 1, 0.5, api_name="/dice")
+    assert isinstance(seed, int) and len(gal2) == 1 and gal2[0]["caption"] == "#0 · 5"
+    strip, anim, gif, info, = c.predict("two seeds", "seed-gan-mnist", "any", 3, 4, 5, "slerp", 1.0,
+                                        api_name="/interpolate")
+    assert len(strip) == 5 and Image.open(gif).is_animated
+    enc = c.predict(handle_file(str(picture_file(tmp_path))), "dcgan-mnist", "3", api_name="/encode")
+    assert "projection" in enc[2] and "class 3" in enc[2]
+    nimg, nmd = c.predict(api_name="/nearest")
+    assert "distance" in nmd
+    label, temp, minfo = c.predict("vae-mnist", api_name="/model_info")
+    assert "vae" in minfo
+    c.predict(api_name="/use_as_a")
+    c.predict(api_name="/use_as_b")
+    s, *_ = c.predict("A and B", "vae-mnist", "any", 0, 0, 3, "lerp", 1.0, api_name="/interpolate")
+    assert len(s) == 3
+
+
+def test_bad_input_through_the_api_and_server_keeps_serving(server, tmp_path):
+    from gradio_client import handle_file
+
+    c = client(server)
+    bomb = tmp_path / "bomb.png"
+    from test_imageinput import bomb_png
+
+    bomb.write_bytes(bomb_png())
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "bad.json").write_text('{"model": "vae-mnist", "z": [1, 2]}')
+    (tmp_path / "gone.json").write_text('{"model": "missing-model", "z": [1, 2]}')
+    cases = [
+        (("nope", "any", 1, 2, 1.0), "/sample", "unknown model"),
+        (("vae-mnist", "any", 1, 2, 7.5), "/sample", "greater than maximum"),
+        ((handle_file(str(tmp_path / "notes.txt")), "vae-mnist", "any"), "/encode", "not a picture"),
+        ((handle_file(str(bomb)), "vae-mnist", "any"), "/encode", "declares"),
+        ((handle_file(str(tmp_path / "bad.json")),), "/restore", "needs 4"),
+        ((handle_file(str(tmp_path / "gone.json")),), "/restore", "does not have"),
+        ((), "/edit", "open a sample"),
+    ]
+    for args, api, msg in cases:
+        with pytest.raises(Exception, match=msg):
+            c.predict(*args, api_name=api)
+    c.predict("vae-mnist", "any", 1, 1, 1.0, api_name="/sample")
+    c.predict(0, api_name="/open")
+    with pytest.raises(Exception, match="greater than maximum"):
+        c.predict(dir1=50.0, api_name="/edit")
+    assert c.predict(dir1=1.0, api_name="/edit")                   # still serving, same session intact
+    # NaN is not JSON, so gradio_client cannot send it; a raw request can
+    assert "finite" in raw_call(server, "sample", '["vae-mnist", "any", 1, 2, NaN]')
+    assert "event: error" in raw_call(server, "edit", "[" + ", ".join(["NaN"] + ["0"] * 47) + "]")
+
+
+def raw_call(url, api, data_json):
+    """POST /gradio_api/call/<api> with hand-written JSON; -> the text of the result stream."""
+    import httpx
+
+    r = httpx.post(f"{url}gradio_api/call/{api}", content='{"data": ' + data_json + '}',
+                   headers={"content-type": "application/json"}, timeout=30)
+    r.raise_for_status()
+    return httpx.get(f"{url}gradio_api/call/{api}/{r.json()['event_id']}", timeout=30).text
+
+
+def test_sessions_do_not_share_state(server):
+    a, b = client(server), client(server)
+    a.predict("seed-gan-mnist", "any", 8, 1, 1.0, api_name="/sample")
+    a_img = pixels(a.predict(0, api_name="/open")[0])
+    with pytest.raises(Exception, match="sample a grid first"):
+        b.predict(0, api_name="/open")
+    with pytest.raises(Exception, match="open a sample"):
+        b.predict(dir1=1.0, api_name="/edit")
+    b.predict("vae-mnist", "any", 9, 1, 1.0, api_name="/sample")
+    b.predict(0, api_name="/open")
+    assert np.array_equal(pixels(a.predict(api_name="/reset")[0]), a_img)
