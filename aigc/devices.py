@@ -32,6 +32,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto", kind: str = ""
     if precision != "auto":
         raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
     if device.type == "cuda":
+        if kind == "vae":
+            return None   # a likelihood model: its logits want full precision (TF32 is on anyway)
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if kind in ("dcgan", "char-lm") else None
 

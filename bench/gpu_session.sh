@@ -40,13 +40,18 @@ pack() { # name, paths...
 }
 
 stamp "phase 1: bench/gpu_train.sh (dcgan-mnist to FID<=5, char model to 1.45 nats/char)"
-MINUTES=${MINUTES:-3} bash bench/gpu_train.sh $RUNS > "$OUT/gpu_train.txt" 2>&1
+MINUTES=${MINUTES:-2.5} bash bench/gpu_train.sh $RUNS > "$OUT/gpu_train.txt" 2>&1
 echo "gpu_train.sh exit $?"; cat "$OUT/gpu_train.txt" | tail -5
 pack p1 $RUNS/dcgan-mnist $RUNS/dcgan-mnist.log $RUNS/char-shakespeare/stats.jsonl $RUNS/char-shakespeare/summary.json \
      $RUNS/char-shakespeare/options.json $RUNS/char-shakespeare/samples $RUNS/char-shakespeare.log
 
+stamp "phase 1b: training-step throughput on the otherwise idle GPU"
+$PY bench/train_throughput.py --device "$DEV" --steps ${TP_STEPS:-50} > "$RUNS/throughput_gpu.json" 2>&1; cat "$RUNS/throughput_gpu.json"
+$PY bench/train_throughput.py --device "$DEV" --steps ${TP_STEPS:-30} --batch-size 1024 >> "$RUNS/throughput_gpu.json" 2>&1; tail -3 "$RUNS/throughput_gpu.json"
+cp "$RUNS/throughput_gpu.json" "$OUT/" 2>/dev/null
+
 stamp "phase 2: the other shipped image models, in parallel on the one GPU"
-M2=${MINUTES2:-3}
+M2=${MINUTES2:-2.5}
 tr() { # name kind data extra...
   local name=$1 kind=$2 data=$3; shift 3
   $PY -m aigc train --model "$kind" --data "$data" --out "$RUNS/$name" --device "$DEV" --max-minutes "$M2" $SMOKE_ARGS \
@@ -81,10 +86,8 @@ ev vae-fashion $FID,$KID,domain_fd,nll & pids+=($!)
 wait "${pids[@]}"
 cat $RUNS/eval-*.json
 
-stamp "phase 4: throughput (GPU) and the text model's held-out score"
-$PY bench/train_throughput.py --device "$DEV" --steps ${TP_STEPS:-50} > "$RUNS/throughput_gpu.json" 2>&1; cat "$RUNS/throughput_gpu.json"
-$PY bench/train_throughput.py --device "$DEV" --steps ${TP_STEPS:-30} --batch-size 1024 >> "$RUNS/throughput_gpu.json" 2>&1; tail -3 "$RUNS/throughput_gpu.json"
+stamp "phase 4: the text model's held-out score, the report"
 $PY -m aigc eval "$RUNS/char-shakespeare" --heldout --device "$DEV" --json > "$RUNS/eval-char-shakespeare.json" 2>&1; cat "$RUNS/eval-char-shakespeare.json"
 $PY bench/gpu_report.py $RUNS/dcgan-mnist $RUNS/char-shakespeare $RUNS/dcgan-fashion $RUNS/vae-mnist $RUNS/vae-fashion $RUNS/seed-gan-mnist $RUNS/seed-gan-fashion > "$RUNS/report.jsonl"; cat "$RUNS/report.jsonl"
-pack results $RUNS/eval-*.json $RUNS/eval-*.err $RUNS/throughput_gpu.json $RUNS/report.jsonl $RUNS/*/summary.json
+pack results $RUNS/eval-*.json $RUNS/eval-*.err $RUNS/throughput_gpu.json $RUNS/report.jsonl $RUNS/*/summary.json $RUNS/*/stats.jsonl
 stamp "done"

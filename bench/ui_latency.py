@@ -79,12 +79,12 @@ def bench_render(demo, model: str, n: int) -> dict:
     _, _, s = st.sample(model, "any", 1, 1, 1.0, new_state())
     s = st.open_sample(s, 0)[-1]
     for v in values(5):
-        st.edit(s, dir1=v)
+        st.edit(s, {"dir1": v})
     handler, encode = [], []
     cache = tempfile.mkdtemp(prefix="bench-png-")
     for v in values(n):
         t = time.perf_counter()
-        img, _ = st.edit(s, dir1=v, dir2=-v / 2)
+        img, _ = st.edit(s, {"dir1": v, "dir2": -v / 2})
         t1 = time.perf_counter()
         processing_utils.save_pil_to_cache(img, cache, format="png")
         t2 = time.perf_counter()
@@ -101,11 +101,11 @@ def bench_client(url: str, model: str, n: int) -> dict:
     c.predict(model, "any", 1, 1, 1.0, api_name="/sample")
     c.predict(0, api_name="/open")
     for v in values(5):
-        c.predict(dir1=v, api_name="/edit")
+        c.predict({"dir1": v}, api_name="/edit")
     ms = []
     for v in values(n):
         t = time.perf_counter()
-        path = c.predict(dir1=v, api_name="/edit")
+        path = c.predict({"dir1": v}, api_name="/edit")
         assert Path(path).is_file()
         ms.append((time.perf_counter() - t) * 1000)
     return stats(ms)

@@ -9,9 +9,11 @@ can act on; the server goes on serving.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -43,6 +45,7 @@ EDITOR_PX = 280       # the edited image is shown enlarged (nearest neighbour) t
 THUMB_PX = 112
 ANY = "any"
 SOURCES = ("two seeds", "A and B")
+_SLIDER_RE = re.compile(r"^(dir|dim)(\d{1,3})$")
 
 
 def new_state() -> dict:
@@ -267,28 +270,51 @@ class Studio:
         i = check_int(index, 0, len(samples) - 1, "sample number")
         return self._open(recipes.from_dict(samples[i]), state)
 
-    def _values(self, state, values: dict):
-        """Slider values by API name (dir1.., dim1..) -> (coefficients, {dimension: offset}, named offsets)."""
+    @staticmethod
+    def parse_offsets(offsets) -> dict[str, float]:
+        """Slider values as the API takes them: {"dir1": 1.5, "dim3": -0.5} (a dict or its JSON).
+        dirN is the N-th direction slider, dimN the N-th most used latent dimension (VAEs)."""
+        if offsets in (None, ""):
+            return {}
+        if isinstance(offsets, str):
+            if len(offsets) > 20000:
+                raise ValueError("offsets: too long")
+            try:
+                offsets = json.loads(offsets)
+            except json.JSONDecodeError:
+                raise ValueError('offsets must be a JSON object such as {"dir1": 1.5}') from None
+        if not isinstance(offsets, dict):
+            raise ValueError('offsets must be an object such as {"dir1": 1.5, "dim2": -1}')
+        out = {}
+        for k, v in offsets.items():
+            m = _SLIDER_RE.match(str(k))
+            if not m or not 1 <= int(m.group(2)) <= (N_DIR if m.group(1) == "dir" else N_DIM):
+                raise ValueError(f"unknown slider {str(k)[:40]!r}; use dir1..dir{N_DIR} and dim1..dim{N_DIM}")
+            lim = DIR_RANGE if m.group(1) == "dir" else DIM_RANGE
+            out[str(k)] = check_float(v, -lim, lim, f"slider {k}")
+        return out
+
+    def _values(self, state, offsets):
+        """Slider values -> (entry, directions, coefficients, {dimension: offset}, named offsets)."""
+        values = self.parse_offsets(offsets)
         e = self.reg.get(state["base"]["model"])
         d = e.directions()
         coeffs = np.zeros(len(d), np.float32)
-        offsets = {"directions": {}, "dims": {}}
+        named = {"directions": {}, "dims": {}}
         for i, j in enumerate(state.get("dir_slots") or []):
-            v = check_float(values.get(f"dir{i + 1}", 0.0) or 0.0, -DIR_RANGE, DIR_RANGE, f"direction slider {i + 1}")
+            v = values.get(f"dir{i + 1}", 0.0)
             if j < len(d) and v:
                 coeffs[j] = v
-                offsets["directions"][d.names[j]] = v
+                named["directions"][d.names[j]] = v
         dims = {}
         for i, k in enumerate(state.get("dim_slots") or []):
-            v = check_float(values.get(f"dim{i + 1}", 0.0) or 0.0, -DIM_RANGE, DIM_RANGE, f"dimension slider {i + 1}")
+            v = values.get(f"dim{i + 1}", 0.0)
             if v:
                 dims[int(k)] = v
-                offsets["dims"][str(k)] = v
-        for name, v in values.items():   # sliders without a slot must still be sane numbers
-            _num(0.0 if v is None else v, name)
-        return e, d, coeffs, dims, offsets
+                named["dims"][str(k)] = v
+        return e, d, coeffs, dims, named
 
-    def _edited(self, state, values: dict):
+    def _edited(self, state, values):
         base = (state or {}).get("base")
         if not base:
             raise ValueError("open a sample (or encode a picture, or restore a recipe) first")
@@ -302,9 +328,10 @@ class Studio:
         return e, d, rec
 
     @friendly
-    def edit(self, state, **values):
-        """Re-render the editor image for the slider values (the hot path: one decode)."""
-        e, _, rec = self._edited(state, values)
+    def edit(self, state, offsets=None):
+        """Re-render the editor image for the slider values (the hot path: one decode).
+        offsets: {"dir1": 1.5, "dim2": -1.0, ...}; sliders not named are at 0."""
+        e, _, rec = self._edited(state, offsets)
         image = e.pipe.decode(np.asarray(rec.z, np.float32)[None],
                               None if rec.label is None else [rec.label]).images[0]
         return png_image(image, rec, EDITOR_PX), {**state, "current": asdict(rec)}
@@ -329,21 +356,21 @@ class Studio:
         return recipes.from_dict(cur)
 
     @friendly
-    def save_direction(self, state, name, **values):
+    def save_direction(self, state, name, offsets=None):
         """Save what the sliders do now (edited latent minus the start) as a named direction."""
-        e, d, rec = self._edited(state, values)
+        e, d, rec = self._edited(state, offsets)
         vec = np.asarray(rec.z, np.float32) - np.asarray(rec.base, np.float32)
         d2 = e.add_direction(vec, name)
         _, dir_slots, dim_slots = self._slots(e)
-        _, _, _, dims, offsets = self._values(state, values)       # keep the sliders where they are
-        dir_vals = {d2.names.index(n): v for n, v in offsets["directions"].items() if n in d2.names}
+        _, _, _, dims, named = self._values(state, offsets)       # keep the sliders where they are
+        dir_vals = {d2.names.index(n): v for n, v in named["directions"].items() if n in d2.names}
         state = {**state, "dir_slots": dir_slots, "dim_slots": dim_slots}
         info = f"Saved direction **{d2.names[-1]}** for {e.name} (its slider at 1 repeats this edit)."
         return (*self._slider_updates(e, d2, dir_slots, dim_slots, dir_vals, dims),
                 self._rename_choices(d2, dir_slots), info, state)
 
     @friendly
-    def rename_direction(self, state, which, name, **values):
+    def rename_direction(self, state, which, name, offsets=None):
         """Give direction number `which` (as listed in the picker) a name."""
         base = (state or {}).get("base")
         if not base:
@@ -351,10 +378,10 @@ class Studio:
         e = self.reg.get(base["model"])
         d = e.directions()
         idx = check_int(which, 0, len(d) - 1, "direction")
-        _, _, _, dims, offsets = self._values(state, values)
+        _, _, _, dims, named = self._values(state, offsets)
         old = d.names[idx]
         d2 = e.rename_direction(idx, name)
-        dir_vals = {(idx if n == old else d2.names.index(n)): v for n, v in offsets["directions"].items()}
+        dir_vals = {(idx if n == old else d2.names.index(n)): v for n, v in named["directions"].items()}
         dir_slots, dim_slots = state["dir_slots"], state["dim_slots"]
         choices = [(d2.names[j], str(j)) for j in dir_slots]
         return (*self._slider_updates(e, d2, dir_slots, dim_slots, dir_vals, dims),

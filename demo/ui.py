@@ -21,6 +21,20 @@ CSS = """
 #gallery img, #strip img { image-rendering: pixelated; }
 .aigc-small { font-size: 0.9em; opacity: 0.85; }
 """
+# Slider events send one object {"dir1": v, ..., "dim32": v} read from the page, not 48 separate
+# inputs: Gradio preprocesses each input on a worker thread, and 48 thread hops per slider move
+# cost more than the render itself.
+JS_COLLECT = """(...args) => {
+  const v = {};
+  for (const [p, n] of [["dir", %d], ["dim", %d]]) {
+    for (let i = 1; i <= n; i++) {
+      const el = document.querySelector(`#${p}${i} input[type=range]`);
+      if (el) { const x = parseFloat(el.value); if (x) v[`${p}${i}`] = x; }
+    }
+  }
+  args[args.length - 1] = v;
+  return args;
+}""" % (N_DIR, N_DIM)
 PLACEHOLDER_TABS = {
     "Text": "Text generation comes with its own issue.",
     "Fine-tune": "Fine-tuning on your own pictures comes with its own issue.",
@@ -52,6 +66,7 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64,
 
     with gr.Blocks(title="aigc studio", delete_cache=(600, 3600), analytics_enabled=False) as demo:
         state = gr.State(new_state())
+        offsets = gr.JSON({}, visible=False, label="offsets")
         gr.Markdown("# aigc latent studio\nSample, edit along latent directions, interpolate, and "
                     "encode your own pictures. Everything you see carries a recipe that makes it again.")
         with gr.Tabs():
@@ -196,8 +211,6 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64,
 
         # ==================================================================== events
         sliders = dir_sliders + dim_sliders
-        slider_kw = {f"dir{i + 1}": s for i, s in enumerate(dir_sliders)}
-        slider_kw.update({f"dim{i + 1}": s for i, s in enumerate(dim_sliders)})
         editor_out = [editor, editor_info, *sliders, dims_group, rename_pick, state]
 
         model.input(studio.model_controls, [model], [label, temperature, model_info], api_name="model_info")
@@ -214,7 +227,7 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64,
                        show_progress="hidden")
         open_btn.click(studio.open_sample, [state, pick], editor_out, api_name="open")
 
-        gr.on([s.input for s in sliders], studio.edit, inputs=[state], inputs_kwargs=slider_kw,
+        gr.on([s.input for s in sliders], studio.edit, inputs=[state, offsets], js=JS_COLLECT,
               outputs=[editor, state], api_name="edit", trigger_mode="always_last", show_progress="hidden",
               concurrency_id="render", concurrency_limit=2)
         reset_btn.click(studio.reset, [state], [editor, *sliders, state], api_name="reset", show_progress="hidden")
@@ -237,11 +250,10 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64,
         recipe_btn.click(studio.recipe_files, [state], [recipe_out], api_name="recipe")
         gr.on([recipe_in.upload, restore_btn.click], studio.restore, [recipe_in, state], editor_out,
               api_name="restore")
-        save_btn.click(studio.save_direction, [state, new_name], [*sliders, rename_pick, dir_info, state],
-                       inputs_kwargs=slider_kw, api_name="save_direction")
-        rename_btn.click(studio.rename_direction, [state, rename_pick, rename_name],
-                         [*sliders, rename_pick, dir_info, state], inputs_kwargs=slider_kw,
-                         api_name="rename_direction")
+        save_btn.click(studio.save_direction, [state, new_name, offsets], [*sliders, rename_pick, dir_info, state],
+                       js=JS_COLLECT, api_name="save_direction")
+        rename_btn.click(studio.rename_direction, [state, rename_pick, rename_name, offsets],
+                         [*sliders, rename_pick, dir_info, state], js=JS_COLLECT, api_name="rename_direction")
 
     demo.queue(max_size=queue_size, default_concurrency_limit=2)
     demo.studio = studio          # for tests and tools; not used by the handlers

@@ -132,7 +132,7 @@ def test_restore_a_recipe_gives_the_exact_image(page, app_url, tmp_path):
     studio = app_url[0].studio
     _, _, st = studio.sample("vae-mnist", "any", 21, 2, 0.8, new_state())
     st = studio.open_sample(st, 1)[-1]
-    img, st = studio.edit(st, dir1=1.5, dim1=-1.0)
+    img, st = studio.edit(st, {"dir1": 1.5, "dim1": -1.0})
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps(st["current"]))
     old = editor_src(page)

@@ -79,10 +79,10 @@ def test_sample_open_edit_reset(studio):
     assert img0.size == (280, 280) and "class 7" in out[1]
     assert out[2]["visible"] and out[2]["label"].startswith("PC1")
     assert out[2 + N_DIR]["visible"] is False                    # GANs: no per-dimension sliders
-    img1, st1 = studio.edit(st, dir1=2.5, dir2=-1.0)
+    img1, st1 = studio.edit(st, {"dir1": 2.5, "dir2": -1.0})
     assert not np.array_equal(pixels(img0), pixels(img1))
     assert st1["current"]["offsets"]["directions"] == {"PC1": 2.5, "PC2": -1.0}
-    img2, _ = studio.edit(st1, dir1=0.0, dir2=0.0)
+    img2, _ = studio.edit(st1, {"dir1": 0.0, "dir2": 0.0})
     assert np.array_equal(pixels(img0), pixels(img2))           # back to the start
     reset = studio.reset(st1)
     assert np.array_equal(pixels(reset[0]), pixels(img0)) and all(u["value"] == 0.0 for u in reset[1:-1])
@@ -98,7 +98,7 @@ def test_vae_dimension_sliders_ordered_by_kl(studio):
     assert shown == [f"z[{k}] · KL {float(d.kl[k]):.2f}" for k in d.dim_order[:4]]
     assert out[2 + N_DIR + 4]["visible"] is False and out[-3]["visible"] is True
     st = out[-1]
-    img, st2 = studio.edit(st, dim1=1.5)
+    img, st2 = studio.edit(st, {"dim1": 1.5})
     assert st2["current"]["offsets"]["dims"] == {str(d.dim_order[0]): 1.5}
 
 
@@ -109,7 +109,7 @@ def test_vae_dimension_sliders_ordered_by_kl(studio):
     (lambda s, st: s.sample("vae-mnist", "any", -1, 2, 1.0, st), "seed must be between"),
     (lambda s, st: s.sample("vae-mnist", "any", 1, 99, 1.0, st), "grid size must be between"),
     (lambda s, st: s.sample("vae-mnist", "any", 1, 2, float("nan"), st), "finite"),
-    (lambda s, st: s.edit(st, dir1=0.5), "open a sample"),
+    (lambda s, st: s.edit(st, {"dir1": 0.5}), "open a sample"),
     (lambda s, st: s.open_sample(st, 0), "sample a grid first"),
     (lambda s, st: s.nearest(st), "open a sample"),
     (lambda s, st: s.interpolate("A and B", "vae-mnist", "any", 1, 2, 5, "slerp", 1.0, st), "pick A and B"),
@@ -131,9 +131,13 @@ def test_edit_rejects_out_of_range_and_nan(studio):
 
     _, _, st = studio.sample("seed-gan-mnist", "any", 2, 1, 1.0, new_state())
     st = studio.open_sample(st, 0)[-1]
-    for bad in (9.0, float("nan"), float("inf"), "x"):
+    for bad in (9.0, float("nan"), float("inf"), "x", None, True):
         with pytest.raises(gr.Error):
-            studio.edit(st, dir1=bad)
+            studio.edit(st, {"dir1": bad})
+    for bad in ({"dir17": 1.0}, {"dim0": 1.0}, {"zoom": 1}, [1.0], "not json", '{"dir1": 4}'):
+        with pytest.raises(gr.Error):
+            studio.edit(st, bad)
+    assert studio.edit(st, '{"dir1": 0.5}')[1]["current"]["offsets"]["directions"] == {"PC1": 0.5}
 
 
 def test_uploads_bad_and_good(studio, tmp_path):
@@ -164,14 +168,14 @@ def test_recipe_round_trip_restores_exact_image(studio, tmp_path):
 
     _, _, st = studio.sample("vae-mnist", "any", 5, 2, 0.9, new_state())
     st = studio.open_sample(st, 3)[-1]
-    img, st = studio.edit(st, dir2=1.25, dim2=-0.5)
+    img, st = studio.edit(st, {"dir2": 1.25, "dim2": -0.5})
     j, p = studio.recipe_files(st)
     for f in (j, p):
         out = studio.restore(f, new_state())
         assert np.array_equal(pixels(out[0]), pixels(img))
         assert out[3]["value"] == 1.25                           # sliders restored too
         st2 = out[-1]
-        again, _ = studio.edit(st2, dir2=1.25, dim2=-0.5)
+        again, _ = studio.edit(st2, {"dir2": 1.25, "dim2": -0.5})
         assert np.array_equal(pixels(again), pixels(img))
     rec = json.loads(Path(j).read_text())
     for change, msg in [({"model": "gone-model"}, "does not have"), ({"z": rec["z"][:-1]}, "different lengths"), ({"z": rec["z"][:-1], "latent": None}, "needs"),
@@ -200,17 +204,17 @@ def test_interpolate_nearest_and_directions(studio):
     assert np.array_equal(pixels(items[-1][0]), pixels(studio.set_b(st)[0]))
     pair, md = studio.nearest(st)
     assert pair.size[0] > pair.size[1] and "training images" in md and "distance" in md
-    _, st = studio.edit(st, dir3=1.0)
-    out = studio.save_direction(st, "my tilt", dir3=1.0)
+    _, st = studio.edit(st, {"dir3": 1.0})
+    out = studio.save_direction(st, "my tilt", {"dir3": 1.0})
     assert "Saved direction **my tilt**" in out[-2]
     labels = [u.get("label") for u in out[:N_DIR] if u.get("visible")]
     assert labels[-1] == "my tilt · saved" and out[2]["value"] == 1.0
     with pytest.raises(gr.Error, match="exists"):
-        studio.save_direction(st, "my tilt", dir3=1.0)
-    out = studio.rename_direction(st, "1", "thickness", dir3=1.0)
+        studio.save_direction(st, "my tilt", {"dir3": 1.0})
+    out = studio.rename_direction(st, "1", "thickness", {"dir3": 1.0})
     assert out[1]["label"].startswith("thickness") and "thickness" in out[-2]
     with pytest.raises(gr.Error):
-        studio.rename_direction(st, "1", "<b>", dir3=1.0)
+        studio.rename_direction(st, "1", "<b>", {"dir3": 1.0})
 
 
 # =================================================================== through gradio_client
@@ -221,7 +225,7 @@ def test_api_lists_the_named_endpoints(server):
             "/recipe", "/encode_drawing", "/dice", "/model_info", "/save_direction",
             "/rename_direction", "/use_as_a", "/use_as_b"} <= names
     params = [p["parameter_name"] for p in info["named_endpoints"]["/edit"]["parameters"]]
-    assert params[:2] == ["dir1", "dir2"] and "dim1" in params
+    assert params == ["offsets"]
 
 
 def test_every_endpoint_through_the_client(server, tmp_path):
@@ -230,12 +234,12 @@ def test_every_endpoint_through_the_client(server, tmp_path):
     assert len(gal) == 4 and "seed 4" in info
     out = c.predict(1, api_name="/open")
     base = pixels(out[0])
-    edited = c.predict(dir1=2.0, api_name="/edit")
+    edited = c.predict({"dir1": 2.0}, api_name="/edit")
     assert not np.array_equal(pixels(edited), base)
-    again = c.predict(dir1=2.0, api_name="/edit")
+    again = c.predict({"dir1": 2.0}, api_name="/edit")
     assert np.array_equal(pixels(again), pixels(edited))          # deterministic
     assert np.array_equal(pixels(c.predict(api_name="/reset")[0]), base)
-    c.predict(dir1=2.0, dim1=0.5, api_name="/edit")
+    c.predict({"dir1": 2.0, "dim1": 0.5}, api_name="/edit")
     files = c.predict(api_name="/recipe")
     js = [f for f in files if str(f).endswith(".json")][0]
     rec = json.loads(Path(js).read_text())
@@ -243,7 +247,7 @@ def test_every_endpoint_through_the_client(server, tmp_path):
     from gradio_client import handle_file
 
     restored = c.predict(handle_file(js), api_name="/restore")
-    edited2 = c.predict(dir1=2.0, dim1=0.5, api_name="/edit")
+    edited2 = c.predict({"dir1": 2.0, "dim1": 0.5}, api_name="/edit")
     assert np.array_equal(pixels(restored[0]), pixels(edited2))
     seed, gal2, _ = c.predict("dcgan-mnist", "5", 1, 0.5, api_name="/dice")
     assert isinstance(seed, int) and len(gal2) == 1 and gal2[0]["caption"] == "#0 · 5"
@@ -287,12 +291,16 @@ def test_bad_input_through_the_api_and_server_keeps_serving(server, tmp_path):
             c.predict(*args, api_name=api)
     c.predict("vae-mnist", "any", 1, 1, 1.0, api_name="/sample")
     c.predict(0, api_name="/open")
-    with pytest.raises(Exception, match="greater than maximum"):
-        c.predict(dir1=50.0, api_name="/edit")
-    assert c.predict(dir1=1.0, api_name="/edit")                   # still serving, same session intact
+    with pytest.raises(Exception, match="slider dir1 must be between -3 and 3"):
+        c.predict({"dir1": 50.0}, api_name="/edit")
+    with pytest.raises(Exception, match="unknown slider 'dir99'"):
+        c.predict({"dir99": 1.0}, api_name="/edit")
+    with pytest.raises(Exception, match="offsets must be"):
+        c.predict([1, 2], api_name="/edit")
+    assert c.predict({"dir1": 1.0}, api_name="/edit")                   # still serving, same session intact
     # NaN is not JSON, so gradio_client cannot send it; a raw request can
     assert "finite" in raw_call(server, "sample", '["vae-mnist", "any", 1, 2, NaN]')
-    assert "event: error" in raw_call(server, "edit", "[" + ", ".join(["NaN"] + ["0"] * 47) + "]")
+    assert "event: error" in raw_call(server, "edit", '[{"dir1": NaN}]')
 
 
 def raw_call(url, api, data_json):
@@ -312,7 +320,7 @@ def test_sessions_do_not_share_state(server):
     with pytest.raises(Exception, match="sample a grid first"):
         b.predict(0, api_name="/open")
     with pytest.raises(Exception, match="open a sample"):
-        b.predict(dir1=1.0, api_name="/edit")
+        b.predict({"dir1": 1.0}, api_name="/edit")
     b.predict("vae-mnist", "any", 9, 1, 1.0, api_name="/sample")
     b.predict(0, api_name="/open")
     assert np.array_equal(pixels(a.predict(api_name="/reset")[0]), a_img)
