@@ -254,3 +254,26 @@ def test_cli_list_json():
     assert set(SHIPPED) <= names
     for row in rows:
         assert {"name", "kind", "modality", "dataset", "metrics"} <= set(row)
+
+
+def test_ctrl_c_saves_a_checkpoint_before_exiting(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--tiny",
+                          "--out", str(out), "--max-steps", "100000", "--batch-size", "16", "--log-every", "1",
+                          "--ckpt-every", "100000", "--no-progress"], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not ((out / "stats.jsonl").exists() and (out / "stats.jsonl").read_text().count("\n") >= 3):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "saving a checkpoint" in err, err
+    state = ckpt.load_state(out / "state.pt")
+    assert state["step"] >= 3
+    assert ckpt.from_pretrained(out / "model").meta["trained_steps"] == state["step"]
