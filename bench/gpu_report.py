@@ -42,12 +42,10 @@ def report(run: Path) -> dict:
     fps, batch = summary.get("flops_per_step"), summary.get("batch_size") or opts.get("batch_size")
     peak = peak_for(summary.get("device_name") or "")
     if fps and rate and batch:
-        per_example = rate / (opts.get("block_size_used") or 1)
         steps_per_s = (rate if rate_key == "img_per_s" else rate / _block(run)) / batch
         out["model_tflops_per_s"] = round(fps * steps_per_s / 1e12, 2)
         if peak:
             out["mfu_pct"] = round(100 * fps * steps_per_s / peak, 2)
-        del per_example
     return out
 
 
