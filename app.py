@@ -18,19 +18,23 @@ T0 = time.perf_counter()
 
 def configure_runtime(threads: int = 1) -> None:
     """One torch thread per request: on a small shared machine, OpenMP threads that spin while
-    another process holds the cores turn a 2 ms decode into 100 ms."""
+    another process holds the cores turn a 2 ms decode into 100 ms. Imports torch."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import torch
 
     torch.set_num_threads(max(1, threads))
 
 
-def create(weights: str | Path = ROOT / "weights", warm: bool = True, **kwargs):
-    """(demo, registry) for a weights folder; `warm` computes missing directions and the
-    nearest-neighbour indexes in the background."""
+def create(weights: str | Path = ROOT / "weights", warm: bool = True, background: bool = False,
+           threads: int = 1, **kwargs):
+    """(demo, registry) for a weights folder. `background`: load the weights (and torch) on a
+    thread while the page is built and served; requests that need a model wait for them.
+    `warm`: then compute missing directions and the nearest-neighbour indexes too."""
     from demo import ModelRegistry, build_demo
 
-    registry = ModelRegistry(weights)
+    if not background:
+        configure_runtime(threads)
+    registry = ModelRegistry(weights, background=background, on_load=lambda: configure_runtime(threads))
     demo = build_demo(registry, **kwargs)
     if warm:
         registry.warm()
@@ -46,15 +50,19 @@ def main(argv=None) -> int:
     ap.add_argument("--queue-size", type=int, default=64, help="most requests waiting at once")
     ap.add_argument("--no-warm", action="store_true", help="do not precompute directions in the background")
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    configure_runtime(a.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aigc").setLevel(logging.INFO)
     from demo import CSS
 
-    demo, registry = create(a.weights, warm=not a.no_warm, queue_size=a.queue_size)
-    print(f"loaded {len(registry.image_models())} image models from {a.weights}", flush=True)
+    # torch and the weights load on a thread while gradio builds and serves the page
+    demo, registry = create(a.weights, warm=not a.no_warm, background=True, threads=a.threads,
+                            queue_size=a.queue_size)
     demo.launch(server_name=a.host, server_port=a.port, css=CSS, show_error=True, prevent_thread_lock=True,
                 footer_links=["api", "settings"])
     print(f"serving at http://{a.host}:{a.port} ({time.perf_counter() - T0:.1f} s after start)", flush=True)
+    registry.wait(None)
+    print(f"loaded {len(registry.image_models())} image models from {a.weights} "
+          f"({time.perf_counter() - T0:.1f} s after start)", flush=True)
     try:
         demo.block_thread()
     except KeyboardInterrupt:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import threading
 from dataclasses import dataclass, field

@@ -24,9 +24,6 @@ import gradio as gr
 import numpy as np
 
 from aigc import imageinput, recipes
-from aigc.checkpoint import CheckpointError
-from aigc.imageinput import ImageInputError
-from aigc.latent import gif_bytes
 from aigc.recipes import Recipe, RecipeError, png_image
 
 from .registry import ModelRegistry
@@ -61,7 +58,7 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ValueError, RecipeError, ImageInputError, CheckpointError, FileNotFoundError) as e:
+        except (ValueError, FileNotFoundError) as e:    # RecipeError, ImageInputError, CheckpointError too
             raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:  # noqa: BLE001 - the server must keep serving; the person gets a reason
             log.exception("handler %s failed", fn.__name__)
@@ -150,16 +147,16 @@ class Studio:
     @friendly
     def model_controls(self, model):
         """Class picker, temperature label and a short description for the chosen model."""
-        e = self.reg.get(model)
-        m = e.pipe.model
-        choices = [("any class (cycles)", ANY)] + [(n, n) for n in m.class_names]
-        label = gr.update(choices=choices, value=ANY, visible=e.pipe.conditional)
+        e = self.reg.entry(model)                  # config only: works while the weights load
+        choices = [("any class (cycles)", ANY)] + [(n, n) for n in e.class_names]
+        label = gr.update(choices=choices, value=ANY, visible=e.conditional)
         is_gan = e.kind != "vae"
         temp = gr.update(label="Truncation (scale of z)" if is_gan else "Prior temperature")
         metrics = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                            for k, v in e.metrics.items()) or "not evaluated yet"
-        info = (f"`{e.kind}` on {e.dataset or 'unknown data'} · {m.latent_dim}-d latent"
-                f"{' · ' + str(m.num_classes) + ' classes' if m.num_classes else ''} · {metrics}")
+                            for k, v in list(e.metrics.items())[:6]) or "not evaluated yet"
+        n = len(e.class_names)
+        info = (f"`{e.kind}` on {e.dataset or 'unknown data'} · {e.latent_dim}-d latent"
+                f"{' · ' + str(n) + ' classes' if n else ''} · {metrics}")
         return label, temp, info
 
     # -- sampling --------------------------------------------------------------------------------
@@ -217,7 +214,7 @@ class Studio:
         for i in range(N_DIM):
             if i < len(dim_slots):
                 k = dim_slots[i]
-                ups.append(gr.update(label=f"z[{k}] · KL {float(d.kl[k]):.2f}", visible=True,
+                ups.append(gr.update(label=f"z{k} · KL {float(d.kl[k]):.2f}", visible=True,
                                      value=(dim_values or {}).get(k, 0.0)))
             else:
                 ups.append(gr.update(visible=False, value=0.0))
@@ -240,17 +237,23 @@ class Studio:
             pipe.label_index(rec.label)
         d, dir_slots, dim_slots = self._slots(e)
         dir_vals, dim_vals = {}, {}
-        if keep_offsets and rec.offsets and rec.directions == d.fingerprint():
-            for name, v in rec.offsets.get("directions", {}).items():
-                if name in d.names and d.names.index(name) in dir_slots:
-                    dir_vals[d.names.index(name)] = max(-DIR_RANGE, min(DIR_RANGE, v))
-            for k, v in rec.offsets.get("dims", {}).items():
-                if k.isdigit() and int(k) in dim_slots:
-                    dim_vals[int(k)] = max(-DIM_RANGE, min(DIM_RANGE, v))
-        elif keep_offsets and rec.offsets and any(rec.offsets.values()):
-            base = z                         # directions changed since: start the sliders from here
-            note = (note + " The sliders' directions changed since this recipe was made; "
-                    "they start from the restored image.").strip()
+        offsets = rec.offsets if keep_offsets else {}
+        if any(offsets.values()):
+            # sliders go back where they were if every offset still has its slider (same directions,
+            # shown, in range); otherwise they start at 0 from the restored image
+            dirs, dims = offsets.get("directions", {}), offsets.get("dims", {})
+            if rec.directions == d.fingerprint():
+                for name, v in dirs.items():
+                    j = d.names.index(name) if name in d.names else -1
+                    if j in dir_slots and abs(v) <= DIR_RANGE:
+                        dir_vals[j] = v
+                for k, v in dims.items():
+                    if k.isdigit() and int(k) in dim_slots and abs(v) <= DIM_RANGE:
+                        dim_vals[int(k)] = v
+            if len(dir_vals) + len(dim_vals) != len(dirs) + len(dims):
+                dir_vals, dim_vals, base = {}, {}, z
+                note = (note + " The sliders that made this edit are not all available now (the "
+                        "directions changed since); they start at 0 from the restored image.").strip()
         image = pipe.decode(z[None], None if rec.label is None else [rec.label]).images[0]
         base_rec = Recipe(**{**asdict(rec), "z": base.tolist(), "latent": None, "offsets": {},
                              "directions": None})
@@ -469,6 +472,8 @@ class Studio:
             rec = Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(), label=lab,
                          source="interpolate", seed=seed, index=i, temperature=temp)
             items.append((png_image(img, rec, THUMB_PX), f"{i / (frames - 1):.2f}"))
+        from aigc.latent import gif_bytes
+
         gif = self._write(gif_bytes(s.images, fps=10, scale=max(1, EDITOR_PX // s.images.shape[1])),
                           f"{e.name}-interpolation.gif")
         info = f"{note}**{e.name}** · {what} · {frames} frames · {method}"

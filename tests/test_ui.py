@@ -1,6 +1,5 @@
 """The studio's handlers, then every endpoint through gradio_client against a launched app:
 results, bad input (a clear error, and the server keeps serving) and separate sessions."""
-import io
 import json
 import os
 from pathlib import Path
@@ -62,6 +61,8 @@ def test_registry_lists_models_and_skips_support_folders(studio):
     reg = studio.reg
     assert reg.image_models() == ["dcgan-mnist", "seed-gan-mnist", "vae-mnist"]
     assert "_eval" not in reg.entries and reg.entries["broken"].error
+    with pytest.raises(ValueError, match="could not be loaded"):
+        reg.get("broken")
     with pytest.raises(ValueError, match="unknown model 'nope'; available image models: dcgan-mnist"):
         reg.get("nope")
 
@@ -95,7 +96,7 @@ def test_vae_dimension_sliders_ordered_by_kl(studio):
     out = studio.open_sample(st, 0)
     d = studio.reg.get("vae-mnist").directions()
     shown = [u["label"] for u in out[2 + N_DIR: 2 + N_DIR + 4]]
-    assert shown == [f"z[{k}] · KL {float(d.kl[k]):.2f}" for k in d.dim_order[:4]]
+    assert shown == [f"z{k} · KL {float(d.kl[k]):.2f}" for k in d.dim_order[:4]]
     assert out[2 + N_DIR + 4]["visible"] is False and out[-3]["visible"] is True
     st = out[-1]
     img, st2 = studio.edit(st, {"dim1": 1.5})
@@ -184,6 +185,11 @@ def test_recipe_round_trip_restores_exact_image(studio, tmp_path):
         bad.write_text(json.dumps({**rec, **change}))
         with pytest.raises(gr.Error, match=msg):
             studio.restore(str(bad), new_state())
+    moved = tmp_path / "moved.json"                             # directions changed since the edit
+    moved.write_text(json.dumps({**rec, "directions": "000000000000"}))
+    out = studio.restore(str(moved), new_state())
+    assert np.array_equal(pixels(out[0]), pixels(img)) and "start at 0" in out[1] and out[3]["value"] == 0.0
+    assert np.array_equal(pixels(studio.edit(out[-1], {})[0]), pixels(img))
     other = tmp_path / "hash.json"
     other.write_text(json.dumps({**rec, "weights_hash": "ffffffffffffffff"}))
     assert "may differ" in studio.restore(str(other), new_state())[1]
@@ -324,3 +330,44 @@ def test_sessions_do_not_share_state(server):
     b.predict("vae-mnist", "any", 9, 1, 1.0, api_name="/sample")
     b.predict(0, api_name="/open")
     assert np.array_equal(pixels(a.predict(api_name="/reset")[0]), a_img)
+
+
+def test_models_listed_before_weights_load_and_requests_wait(weights):
+    import sys
+
+    from demo.handlers import Studio, new_state
+    from demo.registry import ModelRegistry
+
+    reg = ModelRegistry(weights, background=True)
+    assert "vae-mnist" in reg.image_models()            # from config.json alone
+    studio = Studio(reg)
+    label, _, info = studio.model_controls("dcgan-mnist")
+    assert label["visible"] and ("5", "5") in label["choices"] and "8-d latent" in info
+    items, _, _ = studio.sample("dcgan-mnist", "any", 0, 1, 1.0, new_state())   # waits for the load
+    assert len(items) == 1 and reg.wait(0) and "broken" not in reg.image_models()
+    assert "torch" in sys.modules
+
+
+def test_app_module_builds_nothing_on_import(root):
+    import subprocess
+    import sys
+
+    code = ("import sys, app; assert not any(m.startswith(('gradio', 'torch')) for m in sys.modules); "
+            "print(app.main.__doc__ is None)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "app.py", "--help"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--port" in r.stdout and "--host" in r.stdout
+
+
+def test_bounded_queue_and_per_session_state(weights):
+    import gradio as gr
+
+    from demo import ModelRegistry, build_demo
+
+    demo = build_demo(ModelRegistry(weights), queue_size=7)
+    assert demo._queue.max_size == 7
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert len(states) == 1 and states[0].value["base"] is None       # every session starts empty
+    edit = [f for f in demo.fns.values() if f.api_name == "edit"][0]
+    assert edit.trigger_mode == "always_last" and len(edit.inputs) == 2
