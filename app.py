@@ -41,6 +41,20 @@ def create(weights: str | Path = ROOT / "weights", warm: bool = True, background
     return demo, registry
 
 
+_DEMO = None
+
+
+def __getattr__(name: str):
+    """`app.demo` (the Gradio Spaces convention: a module-level `demo`), built on first access,
+    so that importing app.py stays free of side effects."""
+    global _DEMO
+    if name == "demo":
+        if _DEMO is None:
+            _DEMO = create(ROOT / "weights")[0]
+        return _DEMO
+    raise AttributeError(name)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python app.py", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

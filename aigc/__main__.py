@@ -1,4 +1,4 @@
-"""The command line: `python -m aigc {list,sample,train,eval} ...` (each with --help).
+"""The command line: `python -m aigc {list,sample,train,finetune,eval} ...` (each with --help).
 
 Thin by design: parse flags, call the library, print. Bad input exits with status 2 and one line
 on stderr; success exits 0.
@@ -92,7 +92,7 @@ def cmd_train(args) -> int:
         log_every=args.log_every, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
         eval_every=args.eval_every, eval_metric=args.eval_metric, eval_n=args.eval_n, target=args.target, stop_at_target=args.stop_at_target,
         tiny=args.tiny, config=_parse_set(args.set), init_from=args.init_from,
-        diffaug=not args.no_diffaug, progress=not args.no_progress)
+        diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d, progress=not args.no_progress)
     if args.resume is not None:
         if not (Path(args.resume) / "state.pt").is_file():
             raise UsageError(f"--resume {args.resume}: no state.pt there (not a run folder)")
@@ -139,6 +139,98 @@ def cmd_eval(args) -> int:
     else:
         for k, v in res.items():
             print(f"{k}: {v}")
+    return 0
+
+
+# -- finetune ------------------------------------------------------------------------------------
+def cmd_finetune(args) -> int:
+    """Prepare an uploaded dataset (checked), report on it, then fine-tune or train from scratch."""
+    from .checkpoint import from_pretrained, read_config
+    from .data.uploads import format_report, prepare_image_zip, prepare_text, upload_kind, write_report
+    from .registry import KINDS, get_kind, make_config
+    from .train.loop import TrainOptions, train
+    out = Path(args.out)
+    if (out / "state.pt").exists() or (out / "model" / "config.json").exists():
+        raise UsageError(f"{out} already holds a run; choose a new --out")
+    if args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    data_path = Path(args.data)
+    if not data_path.is_file():
+        raise UsageError(f"--data {args.data}: no such file")
+    upload = upload_kind(data_path)
+    if args.base in KINDS:                      # a kind: train from scratch
+        kind, base_path, base_cfg = args.base, None, None
+    else:
+        from .pipelines import resolve_model_path
+        base_path = resolve_model_path(args.base)
+        base_cfg = read_config(base_path)
+        kind = base_cfg["kind"]
+    modality = get_kind(kind).modality
+    if (upload == "text") != (modality == "text"):
+        want = "a .txt or .jsonl text file" if modality == "text" else "a .zip of images"
+        raise UsageError(f"{args.base} is a {kind} ({modality} model): --data must be {want}")
+    base_name = args.base if base_path is None else (base_path.name if base_path.name != "model" else base_path.parent.name)
+
+    if upload == "images":
+        cfg = (base_cfg or {}).get("config", {})
+        resolution = args.resolution or cfg.get("resolution") or 32
+        prep = prepare_image_zip(data_path, resolution=resolution, balance=args.balance)
+        data, report = prep.data, prep.report
+        out.mkdir(parents=True, exist_ok=True)
+        write_report(out, report, prep.preview)
+        print(format_report(report))
+        if base_path is not None:
+            base_shape = (cfg.get("channels"), cfg.get("resolution"), cfg.get("resolution"))
+            if tuple(base_shape) != tuple(data.shape):
+                raise UsageError(f"{base_name} makes {base_shape[0]}x{base_shape[1]}x{base_shape[2]} images "
+                                 f"(C x H x W); this data prepares to {data.shape[0]}x{data.shape[1]}x{data.shape[2]}: "
+                                 f"train from scratch instead (python -m aigc finetune {kind} --data ... "
+                                 f"--resolution {data.shape[1]})")
+            n_cls = int(cfg.get("num_classes", 0) or 0)
+            if n_cls:
+                if data.num_classes != n_cls:
+                    raise UsageError(f"{base_name} is class-conditional with {n_cls} classes; this data has "
+                                     f"{data.num_classes or 'no'} class folders: train from scratch instead "
+                                     f"(python -m aigc finetune {kind} --data ...)")
+            elif data.labels is not None:
+                data.labels, data.class_names = None, []    # an unconditional base ignores folders
+    else:
+        if base_path is not None:
+            base = from_pretrained(base_path)
+            tok, block = base.tokenizer, base.config.block_size
+            if tok is None:
+                raise UsageError(f"{base_name} has no tokenizer.json; cannot encode text for it")
+        else:
+            tok, block = None, make_config(kind, tiny=args.tiny).block_size
+        prep = prepare_text(data_path, block_size=block, tokenizer=tok)
+        report = prep.report
+        if tok is None:
+            from .text.tokenizer import CharTokenizer
+            tok = CharTokenizer.from_text(prep.text)
+            report["tokenizer"] = f"new, {tok.vocab_size} symbols from the upload"
+        else:
+            report["tokenizer"] = f"{base_name}'s, {tok.vocab_size} symbols"
+        from .data.text import TextData
+        data = TextData(name=f"upload:{data_path.stem}", text=prep.text, tokenizer=tok, block_size=block,
+                        info={"upload": data_path.name})
+        out.mkdir(parents=True, exist_ok=True)
+        write_report(out, report)
+        print(format_report(report))
+        print(f"  tokenizer: {report['tokenizer']}")
+    batch = min(args.batch_size, len(data))
+    if batch < args.batch_size:
+        print(f"note: batch size lowered to {batch} (the data holds {len(data)} examples)")
+    opts = TrainOptions(model=kind, data=data.name, out=str(out), max_steps=args.steps, batch_size=batch,
+                        device=args.device, seed=args.seed, tiny=args.tiny and base_path is None,
+                        init_from=None if base_path is None else str(base_path),
+                        log_every=min(50, args.steps), sample_every=max(args.steps, 1),
+                        ckpt_every=max(args.steps, 1000), progress=not args.no_progress,
+                        diffaug=True)
+    path = train(opts, data=data)
+    how = f"fine-tuned {base_name}" if base_path is not None else f"trained a new {kind}"
+    print(f"{how} for {args.steps} steps; saved model to {path}")
     return 0
 
 
@@ -195,9 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tiny", action="store_true", help="tiny model preset (for tests)")
     s.add_argument("--init-from", default=None, help="start from a saved model's weights (fine-tuning)")
     s.add_argument("--no-diffaug", action="store_true", help="GANs: turn DiffAugment off")
+    s.add_argument("--diffaug-policy", default="color,translation,cutout",
+                   help="GANs: DiffAugment transforms, comma-separated from color, translation, cutout")
+    s.add_argument("--lr-d", type=float, default=None, help="GANs: discriminator learning rate (default: --lr)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("finetune", help="fine-tune a saved model (or train a kind from scratch) on an uploaded dataset")
+    s.add_argument("base", help="a saved model (name under weights/ or path) to fine-tune, or a kind to train from scratch: vae, dcgan, char-lm")
+    s.add_argument("--data", required=True, help="a .zip of images (one folder per class), or a .txt / .jsonl text file")
+    s.add_argument("--out", required=True, help="job folder: report.json, preview.png and the run (model/) go here")
+    s.add_argument("--steps", type=int, default=500, help="optimiser steps (default 500)")
+    s.add_argument("--resolution", type=int, default=None, choices=[28, 32, 64], help="image size (default: the base model's, else 32)")
+    s.add_argument("--batch-size", type=int, default=32, help="batch size (default 32; lowered for tiny sets)")
+    s.add_argument("--balance", action="store_true", help="repeat images of smaller classes so every class is equally frequent")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--tiny", action="store_true", help="tiny model preset when training from scratch (for tests)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("eval", help="evaluate a saved model (prints metrics)")
     s.add_argument("name", help="a model under weights/, a path to a saved model, or an .npz of samples")

@@ -48,6 +48,8 @@ class TrainOptions:
     kl_warmup: int = 2000             # VAE: steps over which the KL weight ramps 0 -> 1
     ema_decay: float = 0.999          # GAN: generator EMA decay
     diffaug: bool = True              # GAN: DiffAugment on D's inputs
+    diffaug_policy: str = "color,translation,cutout"   # which DiffAugment transforms
+    lr_d: float | None = None         # GAN: discriminator lr (None: same as the generator's)
     device: str = "cpu"               # cpu | cuda | auto
     precision: str = "auto"           # auto | fp32 | bf16
     compile: bool = False             # torch.compile the trainable networks (GPU)

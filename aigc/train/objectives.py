@@ -91,7 +91,7 @@ class GANObjective(Objective):
         self.hinge = model.kind == "dcgan"
         if self.hinge:
             lr_g = opts.lr or 2e-4
-            lr_d = opts.lr or 2e-4
+            lr_d = getattr(opts, "lr_d", None) or opts.lr or 2e-4
             betas = (0.0, 0.99)       # beta1=0: momentum fights the moving target of a GAN
         else:
             lr_g = lr_d = opts.lr or 2e-4
@@ -103,7 +103,7 @@ class GANObjective(Objective):
 
     def _to_d(self, img, rng):
         """Generator space -> discriminator input ([-1, 1]), augmented if enabled."""
-        return diff_augment(img, rng) if self.augment else img
+        return diff_augment(img, rng, getattr(self.opts, "diffaug_policy", "color,translation,cutout")) if self.augment else img
 
     def step(self, x, y, rng, step):
         G, D = self.nets["generator"], self.nets["discriminator"]
