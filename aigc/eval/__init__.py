@@ -19,7 +19,7 @@ Why it is built this way:
 
 FID/KID use the standard Inception network (`aigc.eval.inception`); its real statistics are
 cached under cache/fid/. `domain_fd` and `label_acc` use small per-dataset classifiers
-(`aigc.eval.classifier`, weights in weights/_eval/); they take seconds and suit tests and
+(`aigc.eval.classifier`, weights in data/eval/); they take seconds and suit tests and
 training curves. `nll` is the importance-weighted bound of a VAE on binarised test images.
 """
 from __future__ import annotations

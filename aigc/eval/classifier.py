@@ -10,7 +10,7 @@ what tests and training curves use:
 - `label_acc`: for class-conditional models, the share of samples the classifier assigns to
   the class they were asked for.
 
-The weights live in `weights/_eval/classifier-<dataset>/` (model.safetensors + config.json +
+The weights live in `data/eval/classifier-<dataset>/` (model.safetensors + config.json +
 README.md). Folders under weights/ that begin with '_' are not generative models. Weights are
 read with safetensors only (never unpickled), through the same checked loader as the models.
 
@@ -36,7 +36,7 @@ from ..checkpoint import CheckpointError, atomic_path, atomic_write_json, atomic
 from ..data.images import canonical_name, load_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO_ROOT / "weights" / "_eval"
+WEIGHTS_DIR = REPO_ROOT / "data" / "eval"   # evaluation assets, not generative models
 FORMAT = "aigc-eval-classifier/1"
 DEFAULT_EPOCHS = 4
 BATCH = 128
@@ -174,7 +174,7 @@ def train_classifier(dataset: str, epochs: int = DEFAULT_EPOCHS, device: str | t
                      out_dir: str | Path | None = None, seed: int = 0, lr: float = 2e-3,
                      shift: int = 0, log=print) -> dict:
     """Train the domain classifier on the dataset's train split, measure it on the full test
-    split, and save it (atomically) to `out_dir` (default weights/_eval/classifier-<dataset>/).
+    split, and save it (atomically) to `out_dir` (default data/eval/classifier-<dataset>/).
 
     Adam with a linearly decaying learning rate. `shift` > 0 adds random translations of up to
     `shift` pixels (one per batch); it is off by default because at this size it cost accuracy
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shift", type=int, default=0, help="random translation in pixels (0: none)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="output folder (default weights/_eval/classifier-<dataset>)")
+    p.add_argument("--out", default=None, help="output folder (default data/eval/classifier-<dataset>)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads; 1 is several times faster than 2 on a machine whose cores are busy")
     a = p.parse_args(argv)
