@@ -31,7 +31,10 @@ def create(weights: str | Path = ROOT / "weights", warm: bool = True, background
     thread while the page is built and served; requests that need a model wait for them.
     `warm`: then compute missing directions and the nearest-neighbour indexes too."""
     from demo import ModelRegistry, build_demo
+    from demo.finetune_tab import build_finetune_tab
+    from demo.text_tab import build_text_tab
 
+    kwargs.setdefault("extra_tabs", {"Text": build_text_tab, "Fine-tune": build_finetune_tab})
     if not background:
         configure_runtime(threads)
     registry = ModelRegistry(weights, background=background, on_load=lambda: configure_runtime(threads))
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per request")
     ap.add_argument("--queue-size", type=int, default=64, help="most requests waiting at once")
     ap.add_argument("--no-warm", action="store_true", help="do not precompute directions in the background")
+    ap.add_argument("--max-upload", default="200mb", help="largest upload the server accepts (default 200mb)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aigc").setLevel(logging.INFO)
@@ -72,6 +76,7 @@ def main(argv=None) -> int:
     demo, registry = create(a.weights, warm=not a.no_warm, background=True, threads=a.threads,
                             queue_size=a.queue_size)
     demo.launch(server_name=a.host, server_port=a.port, css=CSS, show_error=True, prevent_thread_lock=True,
+                max_file_size=a.max_upload,   # the server refuses bigger uploads before they reach disk
                 footer_links=["api", "settings"])
     print(f"serving at http://{a.host}:{a.port} ({time.perf_counter() - T0:.1f} s after start)", flush=True)
     registry.wait(None)

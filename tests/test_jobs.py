@@ -1,0 +1,172 @@
+"""Background fine-tune jobs (aigc.jobs.JobManager) and the fine-tune tab's handlers, with tiny
+models: end to end, the queue, cancel, a server restart with a killed worker, a failing job."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_uploads import good_members, make_zip  # noqa: E402
+
+from aigc.jobs import JobError, JobManager, read_stats  # noqa: E402
+
+TINY = dict(resolution=32, batch_size=8, tiny=True)
+
+
+@pytest.fixture(scope="module")
+def zip64(tmp_path_factory):
+    return make_zip(tmp_path_factory.mktemp("up") / "cats.zip", good_members(64))
+
+
+def wait_for(pred, timeout=60.0, what="condition"):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def test_end_to_end_queue_and_failure(tmp_path, zip64):
+    """A 64-image job runs to 'done' and its model samples; a second job waits at position 1; a job
+    with a bad base fails with a message and the manager goes on with the next one."""
+    from aigc.pipelines import ImagePipeline
+
+    m = JobManager(tmp_path / "jobs", tmp_path / "user_models")
+    try:
+        a = m.submit(zip64, "dcgan", steps=6, name="../my cats!", **TINY)
+        wait_for(lambda: m.status(a)["state"] != "queued", what="the first job to start")
+        bad = m.submit(zip64, str(tmp_path / "no-such-model"), steps=2)
+        c = m.submit(zip64, "dcgan", steps=2, **TINY)
+        assert m.status(bad)["position"] == 1 and m.status(c)["position"] == 2
+        assert m.status(a)["position"] is None
+        s = m.wait(a, timeout=60)
+        assert s["state"] == "done", s
+        assert s["step"] == s["total"] == 6 and s["loss"] and {"step", "value", "series"} <= set(s["loss"][0])
+        assert s["preview"] and Path(s["preview"]).is_file() and Path(s["data_preview"]).is_file()
+        assert s["report"]["kept"] == 64
+        dest = Path(s["model_path"])
+        assert dest.parent == (tmp_path / "user_models").resolve() and dest.name == "my-cats"
+        assert (dest / "config.json").is_file() and m.user_model_dirs() == [dest]
+        imgs = ImagePipeline.from_pretrained(dest)(n=2, seed=0)
+        assert imgs.images.shape == (2, 32, 32, 3)
+        f = m.wait(bad, timeout=60)
+        assert f["state"] == "failed" and "no saved model" in f["error"], f
+        assert m.wait(c, timeout=60)["state"] == "done"          # the manager kept working
+        with pytest.raises(JobError):
+            m.cancel(a)                                           # finished jobs cannot be cancelled
+        with pytest.raises(JobError):
+            m.status("../etc")
+    finally:
+        m.close()
+
+
+def test_cancel_keeps_checkpoint_then_restart_and_resume(tmp_path, zip64):
+    """Cancel: SIGINT -> checkpoint kept, 'cancelled'. Then a job whose worker is killed while the
+    server is down: a new manager marks it interrupted and resume() finishes it."""
+    root = tmp_path / "jobs"
+    m = JobManager(root, tmp_path / "user_models")
+    a = m.submit(zip64, "dcgan", steps=100, **TINY)
+    wait_for(lambda: m.status(a)["step"] > 0, what="first log line")
+    s = m.cancel(a)
+    s = m.wait(a, timeout=60)
+    assert s["state"] == "cancelled" and s["resumable"], s
+    assert (root / a / "run" / "state.pt").is_file() and s["checkpoint_step"] >= 1
+
+    oom = m.submit(zip64, "dcgan", steps=20, **TINY)     # a worker killed by the OOM killer
+    pid = wait_for(lambda: m.status(oom)["pid"], what="worker pid")
+    os.kill(pid, signal.SIGKILL)
+    s = m.wait(oom, timeout=60)
+    assert s["state"] == "failed" and "killed (SIGKILL; out of memory?)" in s["error"], s
+
+    b = m.submit(zip64, "dcgan", steps=20, **TINY)
+    wait_for(lambda: m.status(b).get("checkpoint_step"), what="a periodic checkpoint")
+    pid = m.status(b)["pid"]
+    m.close()                                   # the server dies ...
+    os.kill(pid, signal.SIGKILL)                # ... and its worker with it (no checkpoint on SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+             what="worker gone")
+
+    m2 = JobManager(root, tmp_path / "user_models")
+    try:
+        s = m2.status(b)
+        assert s["state"] == "interrupted" and s["resumable"], s
+        ck = s["checkpoint_step"]
+        assert 1 <= ck < 20
+        with pytest.raises(JobError):
+            m2.resume("20990101-000000-abcdef")
+        m2.resume(b)
+        s = m2.wait(b, timeout=60)
+        assert s["state"] == "done" and s["step"] == 20, s
+        steps = [r["step"] for r in read_stats(root / b / "run")]
+        assert steps == sorted(steps) and steps[-1] == 20      # resumed, not restarted from 0 twice
+        assert json.loads((root / b / "run" / "model" / "config.json").read_text())["trained_steps"] == 20
+        assert m2.status(a)["state"] == "cancelled"            # the other job was found again too
+    finally:
+        m2.close()
+
+
+def test_finetune_tab_handlers(tmp_path, zip64):
+    """The tab's endpoints exist; a bad zip -> gr.Error with the preparation's message; a good one
+    -> report and preview; start -> a job the browser keeps; cancel while it starts."""
+    import types
+
+    import gradio as gr
+
+    from demo.finetune_tab import build_finetune_tab
+
+    reg = types.SimpleNamespace(entries={}, weights_dir=tmp_path / "weights", device="cpu")
+    m = JobManager(tmp_path / "jobs", tmp_path / "user_models")
+    try:
+        with gr.Blocks() as demo:
+            with gr.Tab("Fine-tune"):
+                h = build_finetune_tab(reg, manager=m)
+        names = set(demo.get_api_info()["named_endpoints"])
+        assert {"/check_upload", "/start_job", "/job_status", "/cancel_job"} <= names
+        bad = tmp_path / "bad.zip"
+        bad.write_bytes(b"this is not a zip")
+        with pytest.raises(gr.Error, match="bad.zip is not a zip file"):
+            h.check_upload(str(bad), "new:dcgan", "32")
+        with pytest.raises(gr.Error, match="text file"):
+            h.check_upload(str(zip64), "new:char-lm", "auto")
+        with pytest.raises(gr.Error, match="steps"):
+            h.start_job(str(zip64), "new:dcgan", "32", 2.5, "", [])
+        md, preview = h.check_upload(str(zip64), "new:dcgan", "32")
+        assert "64 images kept" in md and preview.size[0] > 32
+        jid, mine, pick, text = h.start_job(str(zip64), "new:dcgan", "32", 3, "tab model", ["20990101-000000-abcdef"])
+        assert mine[0] == jid and "tab-model" in text
+        h.cancel_job(jid)
+        s = m.wait(jid, timeout=60)
+        assert s["state"] in ("cancelled", "done")
+        text, bar, loss, prev = h.job_status(jid)
+        assert s["state"] in text and "<progress" in bar
+        upd, value = h.restore(mine, None)
+        assert value == jid and [c[1] for c in upd["choices"]] == [jid]   # unknown ids dropped
+        with pytest.raises(gr.Error, match="unknown job"):
+            h.job_status("../../etc/passwd")
+    finally:
+        m.close()
+
+
+def test_submit_refusals(tmp_path, zip64):
+    m = JobManager(tmp_path / "jobs", tmp_path / "user_models", max_queue=0)
+    try:
+        with pytest.raises(JobError, match="queue is full"):
+            m.submit(zip64, "dcgan", steps=2)
+        m.max_queue = 4
+        with pytest.raises(JobError, match="resolution"):
+            m.submit(zip64, "dcgan", steps=2, resolution=33)
+        with pytest.raises(JobError, match="steps"):
+            m.submit(zip64, "dcgan", steps=0)
+        with pytest.raises(JobError, match="no such upload"):
+            m.submit(tmp_path / "missing.zip", "dcgan")
+        assert m.jobs() == []
+    finally:
+        m.close()
