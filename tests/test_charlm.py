@@ -23,12 +23,7 @@ EN = "To be, or not to be, that is the question:\nWhether 'tis nobler in the min
 ZH = "床前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # small transformer ops: 1 thread is faster here
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,7 @@ from aigc.textgen import MAX_PROMPT_CHARS, TextPipeline
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")   # small transformer ops: 1 thread is faster here
 
 
 @pytest.fixture(scope="module")
