@@ -41,7 +41,7 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'name':22} {'kind':9} {'modality':8} {'dataset':14} metrics")
     for r in rows:
-        m = ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
+        m = ", ".join(f"{k}={v:.4g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
         print(f"{r['name']:22} {r['kind']:9} {r['modality']:8} {str(r['dataset']):14} {m}")
     return 0
 
