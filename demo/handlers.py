@@ -264,14 +264,19 @@ class Studio:
                 *self._slider_updates(e, d, dir_slots, dim_slots, dir_vals, dim_vals),
                 gr.update(visible=bool(dim_slots)), self._rename_choices(d, dir_slots), state)
 
+    def _open_saved(self, state, key: str, index, what: str, missing: str):
+        """Open item `index` of the recipes this session keeps under `key` (a grid or a strip)."""
+        items = (state or {}).get(key) or []
+        if not items:
+            raise ValueError(missing)
+        i = check_int(index, 0, len(items) - 1, what)
+        return self._open(recipes.from_dict(items[i]), state)
+
     @friendly
     def open_sample(self, state, index):
         """Open sample number `index` of the last grid in the editor."""
-        samples = (state or {}).get("samples") or []
-        if not samples:
-            raise ValueError("sample a grid first, then pick one of its images")
-        i = check_int(index, 0, len(samples) - 1, "sample number")
-        return self._open(recipes.from_dict(samples[i]), state)
+        return self._open_saved(state, "samples", index, "sample number",
+                                "sample a grid first, then pick one of its images")
 
     @staticmethod
     def parse_offsets(offsets) -> dict[str, float]:
@@ -483,11 +488,9 @@ class Studio:
 
     @friendly
     def open_frame(self, state, index):
-        strip = (state or {}).get("strip") or []
-        if not strip:
-            raise ValueError("interpolate first")
-        i = check_int(index, 0, len(strip) - 1, "frame number")
-        return self._open(recipes.from_dict(strip[i]), state)
+        """Open frame number `index` of the last interpolation strip in the editor."""
+        return self._open_saved(state, "strip", index, "frame number",
+                                "interpolate first, then pick one of its frames")
 
     # -- encoding your own picture --------------------------------------------------------------
     def _encode(self, e, prep, label, state, progress):

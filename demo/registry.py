@@ -78,28 +78,26 @@ class ModelEntry:
                     self._directions = latent.ensure_directions(self.pipe, images)
         return self._directions
 
+    def _store_directions(self, change, what: str):
+        """Apply `change(path, directions)` (which writes beside the weights) under the lock."""
+        d = self.directions()
+        with self._lock:
+            try:
+                self._directions = change(self.path, self._directions or d)
+            except OSError as err:
+                raise ValueError(f"could not store the {what} beside {self.name}'s weights ({err.strerror})") from None
+            return self._directions
+
     def add_direction(self, vector, name: str):
         """Store a user's direction beside the weights (shared by every session from now on)."""
         from aigc import latent
 
-        d = self.directions()
-        with self._lock:
-            try:
-                self._directions = latent.add_direction(self.path, self._directions or d, vector, name)
-            except OSError as err:
-                raise ValueError(f"could not store the direction beside {self.name}'s weights ({err.strerror})") from None
-            return self._directions
+        return self._store_directions(lambda path, d: latent.add_direction(path, d, vector, name), "direction")
 
     def rename_direction(self, index: int, name: str):
         from aigc import latent
 
-        d = self.directions()
-        with self._lock:
-            try:
-                self._directions = latent.rename_direction(self.path, self._directions or d, index, name)
-            except OSError as err:
-                raise ValueError(f"could not store the name beside {self.name}'s weights ({err.strerror})") from None
-            return self._directions
+        return self._store_directions(lambda path, d: latent.rename_direction(path, d, index, name), "name")
 
 
 def scan(weights_dir: Path) -> list[ModelEntry]:

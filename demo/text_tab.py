@@ -200,7 +200,7 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
     first = names[0] if names else None
     if not names:
         gr.Markdown(f"**No text models found under `{models.weights_dir}`.** Train one "
-                    "(`python -m aigc train char-lm ...`) or copy a saved text model folder there.")
+                    "(`python -m aigc train --model char-lm --data shakespeare --out runs/my-lm --max-steps 2000`) or copy a saved text model folder there.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(names, value=first, label="Text model", allow_custom_value=True,
