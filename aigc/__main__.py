@@ -107,6 +107,12 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .eval import evaluate, evaluate_samples
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not args.text_file and not args.heldout and not args.name.endswith(".npz"):
+        from .checkpoint import read_config
+        from .pipelines import resolve_model_path
+        if read_config(resolve_model_path(args.name)).get("kind") == "text-vae":
+            from .textvae import cli_eval       # the sentence VAE's diagnostics
+            return cli_eval(resolve_model_path(args.name), args)
     if args.text_file:
         from .textcli import eval_text
         return eval_text(args)
@@ -258,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, default=None, help="text models: keep the k most likely characters")
     s.add_argument("--top-p", type=float, default=None, help="text models: nucleus sampling mass in (0, 1]")
     s.add_argument("--json", action="store_true", help="text models: print a JSON list of strings")
+    s.add_argument("--form", default=None, help="Tang poem models: 五言绝句, 七言绝句, 五言律诗 or 七言律诗 (keeps the form's lines)")
+    s.add_argument("--title", default="", help="Tang poem models with --form: the poem's title (default: the model writes one)")
+    s.add_argument("--first-line", default="", help="Tang poem models with --form: the first line (or clause) of the poem")
+    s.add_argument("--interpolate", nargs=2, metavar=("LINE_A", "LINE_B"), default=None,
+                   help="text VAE: decode every step of the latent path between two lines")
+    s.add_argument("--steps", type=int, default=8, help="text VAE with --interpolate: steps including both ends (default 8)")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("train", help="train a model (CPU, one GPU, or many through torchrun)")

@@ -22,9 +22,11 @@ def resolve_device(name: str = "cpu") -> torch.device:
 def autocast_dtype(device: torch.device, precision: str = "auto", kind: str = "") -> torch.dtype | None:
     """Which dtype autocast should use, or None for plain fp32.
 
-    auto: on a GPU, bf16 for the transformer and TF32 for the small conv nets; on CPU bf16 for the conv GAN, where it measured
-    faster (bench/train_throughput.py), and for the char transformer (~2x); the small VAE and MLP
-    run faster in fp32 on CPU."""
+    auto: on a GPU, bf16 for the transformer and TF32 for the small conv nets; on a CPU with native
+    bf16 (AVX512-BF16 / AMX), bf16 for the conv GAN, where it measured faster
+    (bench/train_throughput.py), and for the char transformer (~2x); everything else in fp32 (the
+    small VAE and MLP run faster in fp32 everywhere; see cpu_has_native_bf16 for CPUs without
+    bf16 units, where bf16 is emulated and many times slower)."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -38,7 +40,21 @@ def autocast_dtype(device: torch.device, precision: str = "auto", kind: str = ""
         if kind != "char-lm":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if kind in ("dcgan", "char-lm") else None
+    if kind in ("dcgan", "char-lm") and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). Without it, PyTorch
+    emulates bf16 matmuls and autocast is 10-25x *slower* than fp32: measured on a 2-core AMD
+    EPYC without those units, a char-lm step took 29-66 s under bf16 autocast and 2.4 s in fp32
+    (the Intel machine of bench/train_throughput.py, with AMX, ran bf16 ~2x faster)."""
+    probes = [getattr(torch.cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return any(bool(p()) for p in probes if p is not None)
+    except Exception:  # noqa: BLE001 - an unknown build: be safe, fp32 is always correct
+        return False
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

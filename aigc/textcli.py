@@ -29,6 +29,13 @@ def _check_sampling(args) -> dict:
 
 
 def sample_text(path: Path, args) -> int:
+    if ckpt.read_config(path).get("kind") == "text-vae":
+        from .textvae import cli_sample          # the sentence VAE's own branch
+        return cli_sample(path, args)
+    if args.interpolate is not None:
+        raise ValueError("--interpolate applies to text VAE models (e.g. textvae-tang)")
+    if args.form is not None:
+        return sample_poems(path, args)
     model = ckpt.from_pretrained(path, device=args.device)
     kw = _check_sampling(args)
     if not 1 <= args.n <= 1000:
@@ -40,6 +47,28 @@ def sample_text(path: Path, args) -> int:
     else:
         for t in texts:
             sys.stdout.write(args.prompt + t + "\n")
+    return 0
+
+
+def sample_poems(path: Path, args) -> int:
+    """`sample char-tang --form 五言绝句 --n 200 --seed 0 --json`: n poems on seeds seed..seed+n-1."""
+    from .textgen import TextPipeline
+    pipe = TextPipeline(ckpt.from_pretrained(path, device=args.device), name=path.name, path=path)
+    if not 1 <= args.n <= 1000:
+        raise ValueError("--n must be between 1 and 1000")
+    n = args.n if (args.json or args.n != 16) else 1   # --n defaults to 16 for image grids
+    t = 0.8 if args.temperature is None else float(args.temperature)
+    poems = []
+    for i in range(n):
+        step = None
+        for step in pipe.stream_poem(args.form, title=args.title, first_line=args.first_line, temperature=t,
+                                     top_k=args.top_k, top_p=args.top_p, seed=args.seed + i):
+            pass
+        poems.append(step.text)
+    if args.json:
+        print(json.dumps(poems, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n\n".join(poems) + "\n")
     return 0
 
 

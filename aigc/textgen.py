@@ -197,7 +197,46 @@ class TextPipeline:
         kw["seed"] = check_seed(seed)
         return kw
 
-    def _stream(self, a: dict, use_cache: bool) -> Iterator[TextStep]:
+    @property
+    def forms(self) -> list[str]:
+        """The poem forms this model can be asked for (char-tang); [] for other text models."""
+        from .text.forms import FORMS
+        stats = getattr(self.model, "meta", {}).get("text_stats", {}) if hasattr(self.model, "meta") else {}
+        listed = stats.get("poem_forms")
+        if listed is None:                 # older cards: a model that knows the 【】 header does
+            listed = list(FORMS) if all(c in self.tokenizer.stoi for c in "【】，。\n") else []
+        return [f for f in listed if f in FORMS]
+
+    def stream_poem(self, form: str, title: str = "", first_line: str = "", temperature: float = 0.8,
+                    top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+                    seed: int | None = None, use_cache: bool = True) -> Iterator[TextStep]:
+        """A poem in `form` (五言绝句, 七言绝句, 五言律诗, 七言律诗), streamed: each TextStep's
+        text is the poem so far, title line first. An empty title lets the model write one;
+        `first_line` starts the body (checked against the form). The line structure is kept by
+        a decoding constraint (aigc.text.forms.FormConstraint); the model picks every character.
+        Arguments are checked before anything is generated (ValueError)."""
+        from .text import forms as F
+        if not self.forms:
+            raise ValueError(f"{self.name or 'this model'} does not write poem forms; "
+                             "use a Tang poem model (char-tang)")
+        if form not in self.forms:
+            raise ValueError(f"unknown form {str(form)[:40]!r}; choose one of {', '.join(self.forms)}")
+        title = F.check_title(title)
+        if not isinstance(first_line, str) and first_line is not None:
+            raise ValueError("the first line must be text")
+        first_line = (first_line or "").strip()
+        if len(first_line) > 64:
+            raise ValueError("the first line is longer than a couplet")
+        constraint = F.FormConstraint(form, self.tokenizer, write_title=not title, first_line=first_line)
+        max_new = len(constraint.slots) + F.MAX_TITLE_CHARS + 2
+        a = self.check(F.header(form, title) + ("\n" + first_line if title else ""), max_new, temperature,
+                       top_k, top_p, repetition_penalty, seed, None)
+        if not title and first_line:
+            raise ValueError("give a title with a first line (or leave both empty)")
+        shown = (title + "\n" + first_line) if title else ""
+        return self._stream(a, use_cache, constraint, shown)
+
+    def _stream(self, a: dict, use_cache: bool, constraint=None, shown: str = "") -> Iterator[TextStep]:
         tok = self.tokenizer
         prompt, seed, stops = a["prompt"], a["seed"], a["stop"]
         unknown = tok.count_unknown(prompt)
@@ -211,7 +250,8 @@ class TextPipeline:
         n = 0
         it = self.model.generate(ids, a["max_new"], temperature=a["temperature"], top_k=a["top_k"],
                                  top_p=a["top_p"], repetition_penalty=a["repetition_penalty"], generator=gen,
-                                 use_cache=use_cache)
+                                 use_cache=use_cache,
+                                 allowed=constraint.allowed if constraint is not None else None)
         try:
             for i in it:
                 n += 1
@@ -220,14 +260,17 @@ class TextPipeline:
                 text += chars[i] if 0 <= i < len(chars) else "\ufffd"
                 hit = _find_stop(text, len(text) - 1, stops) if stops else None
                 if hit is not None:
-                    yield TextStep(text[:hit[0]], seed, n, unknown, True, hit[1], time.perf_counter() - t0, first)
+                    yield TextStep(shown + text[:hit[0]], seed, n, unknown, True, hit[1],
+                                   time.perf_counter() - t0, first)
                     return
-                if n == a["max_new"]:
+                if n == a["max_new"] or (constraint is not None and constraint.done(text)):
                     break
-                yield TextStep(text, seed, n, unknown, False, None, time.perf_counter() - t0, first)
+                yield TextStep(shown + text, seed, n, unknown, False, None, time.perf_counter() - t0, first)
         finally:
             it.close()
-        yield TextStep(text, seed, n, unknown, True, None, time.perf_counter() - t0, first)
+        if constraint is not None:
+            text = text.rstrip("\n")
+        yield TextStep(shown + text, seed, n, unknown, True, None, time.perf_counter() - t0, first)
 
     def generate(self, prompt: str = "", max_new: int = 200, **kwargs) -> TextStep:
         """The whole continuation at once (the last step of `stream`)."""

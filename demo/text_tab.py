@@ -24,7 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .registry import scan
+from .registry import _read_json, scan
 
 log = logging.getLogger("aigc.demo")
 
@@ -47,8 +47,19 @@ class TextModels:
         self._errors: dict[str, str] = {}
         self._locks = {name: threading.Lock() for name in self.entries}
 
-    def names(self) -> list[str]:
-        return list(self.entries)
+    def names(self, kind: str | None = "char-lm") -> list[str]:
+        """Model names of one kind (default: the language models; None: every text model)."""
+        return [n for n, e in self.entries.items() if kind is None or e.kind == kind]
+
+    def poem_models(self) -> list[str]:
+        """Language models that write poem forms (their training data had the 【form】 header)."""
+        out = []
+        for n in self.names():
+            cfg = _read_json(self.entries[n].path / "config.json") or {}
+            stats = cfg.get("text_stats") if isinstance(cfg.get("text_stats"), dict) else {}
+            if stats.get("poem_forms"):
+                out.append(n)
+        return out
 
     def get(self, name):
         """name -> aigc.textgen.TextPipeline; ValueError for an unknown or unloadable model."""
@@ -61,9 +72,12 @@ class TextModels:
             if name not in self._pipes:
                 if name in self._errors:
                     raise ValueError(self._errors[name])
-                from aigc.textgen import TextPipeline
+                if self.entries[name].kind == "text-vae":
+                    from aigc.textvae import TextVAEPipeline as Pipeline
+                else:
+                    from aigc.textgen import TextPipeline as Pipeline
                 try:
-                    pipe = TextPipeline.from_pretrained(self.entries[name].path, device=self.device)
+                    pipe = Pipeline.from_pretrained(self.entries[name].path, device=self.device)
                 except (ValueError, OSError) as e:
                     self._errors[name] = f"text model {name} could not be loaded: {e}"[:500]
                     log.warning(self._errors[name])
@@ -73,7 +87,7 @@ class TextModels:
         return self._pipes[name]
 
     def load_all(self) -> None:
-        for name in self.names():
+        for name in self.names(None):
             try:
                 self.get(name)
             except ValueError:
@@ -142,16 +156,21 @@ class TextHandlers:
     def dice() -> int:
         return secrets.randbelow(SEED_MAX + 1)
 
+    @staticmethod
+    def _controls(seed, top_k, top_p):
+        seed = _ui_int(seed, "seed")
+        if seed is not None and not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"seed must be between 0 and {SEED_MAX}")
+        top_k = _ui_int(top_k, "top-k")
+        if top_p is not None and not isinstance(top_p, bool) and isinstance(top_p, (int, float)) and top_p >= 1:
+            top_p = None                         # 1 = off
+        return seed, top_k, top_p
+
     def generate(self, model, prompt, temperature, top_k, top_p, repetition_penalty, max_length, seed, stop):
         """Stream (continuation so far, seed used, info). Bad input -> gr.Error before any output."""
         try:
             pipe = self.models.get(model)
-            seed = _ui_int(seed, "seed")
-            if seed is not None and not 0 <= seed <= SEED_MAX:
-                raise ValueError(f"seed must be between 0 and {SEED_MAX}")
-            top_k = _ui_int(top_k, "top-k")
-            if top_p is not None and not isinstance(top_p, bool) and isinstance(top_p, (int, float)) and top_p >= 1:
-                top_p = None                         # 1 = off
+            seed, top_k, top_p = self._controls(seed, top_k, top_p)
             steps = pipe.stream(prompt, max_new=_ui_int(max_length, "max length"), temperature=temperature,
                                 top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
                                 stop=parse_stop(stop))
@@ -159,6 +178,28 @@ class TextHandlers:
             raise
         except (ValueError, TypeError) as e:
             raise gr.Error(str(e), print_exception=False) from None
+        yield from self._send(steps)
+
+    def poem(self, model, form, title, first_line, temperature, top_k, top_p, repetition_penalty, seed):
+        """Stream (poem so far, seed used, info) in a Tang form; the info ends with the form check."""
+        from aigc.text.forms import check_form
+        try:
+            pipe = self.models.get(model)
+            seed, top_k, top_p = self._controls(seed, top_k, top_p)
+            steps = pipe.stream_poem(form, title=title, first_line=first_line, temperature=temperature,
+                                     top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
+        except gr.Error:
+            raise
+        except (ValueError, TypeError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        for text, used, info in self._send(steps):
+            if not info.endswith("writing…"):
+                r = check_form(text, form)
+                info += f" · {form}: " + ("form kept ✓" if r.ok else f"form broken: {r.reason}")
+            yield text, used, info
+
+    def _send(self, steps):
+        """TextSteps -> (text, seed, info) tuples, at most ~20 a second (the last one always)."""
         last_sent = 0.0
         step = None
         try:
@@ -191,11 +232,70 @@ class TextHandlers:
 
 
 def build_text_tab(source=None, models: TextModels | None = None) -> TextHandlers:
-    """Lay out the Generate view in the current Blocks context; returns its handlers."""
-    from aigc.textgen import MAX_PROMPT_CHARS, REP_MAX
-
+    """Lay out the Text tab (Generate, Poem and Latent views) in the current Blocks context;
+    returns the Generate/Poem handlers."""
     models = models or TextModels.from_source(source)
     h = TextHandlers(models)
+    with gr.Tabs():
+        with gr.Tab("Generate", id="text-generate-view"):
+            _generate_view(h, models)
+        with gr.Tab("Poem", id="text-poem-view"):
+            _poem_view(h, models)
+        with gr.Tab("Latent", id="text-latent-view"):
+            from .text_latent import build_latent_view
+            build_latent_view(models)
+    return h
+
+
+def _sampling_controls(prefix: str, temperature=0.8):
+    from aigc.textgen import REP_MAX
+    t = gr.Slider(0.0, UI_TEMP_MAX, value=temperature, step=0.05, label="Temperature (0 = greedy)",
+                  elem_id=f"{prefix}-temperature")
+    k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", elem_id=f"{prefix}-top-k")
+    p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id=f"{prefix}-top-p")
+    r = gr.Slider(1.0, min(2.0, REP_MAX), value=1.0, step=0.01, label="Repetition penalty (1 = off)",
+                  elem_id=f"{prefix}-rep")
+    return t, k, p, r
+
+
+def _poem_view(h: TextHandlers, models: TextModels) -> None:
+    from aigc.text.forms import FORMS, MAX_TITLE_CHARS
+    names = models.poem_models()
+    if not names:
+        gr.Markdown("**No poem model found.** Poems need a model trained on the Tang poems "
+                    "(`python -m aigc train --model char-lm --data tang --out runs/char-tang --set preset=cpu`).")
+    gr.Markdown("A Tang poem in a classical form. The form's line structure (characters per clause, "
+                "couplets, punctuation) is kept by the decoder; every character is the model's choice. "
+                "Leave the title empty and the model writes one.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(names, value=names[0] if names else None, label="Poem model",
+                                allow_custom_value=True, elem_id="poem-model")
+            form = gr.Dropdown(list(FORMS), value="五言绝句", label="Form", elem_id="poem-form")
+            title = gr.Textbox("", label="Title (empty: the model writes one)", max_length=MAX_TITLE_CHARS,
+                               elem_id="poem-title")
+            first = gr.Textbox("", label="First line or clause (optional, needs a title)", max_length=64,
+                               elem_id="poem-first-line")
+            temperature, top_k, top_p, rep = _sampling_controls("poem", 0.8)
+            with gr.Row():
+                seed = gr.Number(0, label="Seed (empty: draw one)", precision=0, minimum=0, maximum=SEED_MAX,
+                                 elem_id="poem-seed", scale=3)
+                dice = gr.Button("Roll dice", scale=1, min_width=60, elem_id="poem-dice")
+            with gr.Row():
+                go = gr.Button("Write", variant="primary", elem_id="poem-write")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="poem-stop")
+        with gr.Column(scale=2, min_width=320):
+            output = gr.Textbox(label="Poem", lines=12, interactive=False, buttons=["copy"], elem_id="poem-output")
+            info = gr.Markdown(elem_id="poem-info")
+    ev = go.click(h.poem, [model, form, title, first, temperature, top_k, top_p, rep, seed], [output, seed, info],
+                  api_name="generate_poem", concurrency_id="text", concurrency_limit=2)
+    stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
+    dice.click(h.dice, None, [seed], api_visibility="private", queue=False, show_progress="hidden")
+
+
+def _generate_view(h: TextHandlers, models: TextModels) -> None:
+    from aigc.textgen import MAX_PROMPT_CHARS
+
     names = models.names()
     first = names[0] if names else None
     if not names:
@@ -207,12 +307,7 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
                                 elem_id="text-model")
             prompt = gr.Textbox("ROMEO.\n", label="Prompt (empty: start from nothing)", lines=5,
                                 max_length=MAX_PROMPT_CHARS, elem_id="text-prompt")
-            temperature = gr.Slider(0.0, UI_TEMP_MAX, value=0.8, step=0.05, label="Temperature (0 = greedy)",
-                                    elem_id="text-temperature")
-            top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", elem_id="text-top-k")
-            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="text-top-p")
-            rep = gr.Slider(1.0, min(2.0, REP_MAX), value=1.0, step=0.01, label="Repetition penalty (1 = off)",
-                            elem_id="text-rep")
+            temperature, top_k, top_p, rep = _sampling_controls("text", 0.8)
             max_length = gr.Slider(1, UI_MAX_NEW, value=500, step=1, label="Max length (characters)",
                                    elem_id="text-max-length")
             with gr.Row():
@@ -234,4 +329,3 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
                        concurrency_limit=2)
     stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
     dice.click(h.dice, None, [seed], api_name="text_dice", queue=False, show_progress="hidden")
-    return h

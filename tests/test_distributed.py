@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aigc import checkpoint as ckpt
-from aigc.devices import autocast_dtype, resolve_device
+from aigc.devices import autocast_dtype, cpu_has_native_bf16, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,13 +44,31 @@ def test_two_process_gloo_run_matches_single_process(kind, tmp_path):
     assert steps == [1, 2, 3]
 
 
+def test_native_bf16_probe(monkeypatch):
+    """auto precision picks bf16 on a CPU only where bf16 is computed in hardware."""
+    import aigc.devices as d
+    monkeypatch.setattr(d, "cpu_has_native_bf16", lambda: True)
+    assert d.autocast_dtype(torch.device("cpu"), "auto", "char-lm") == torch.bfloat16
+    monkeypatch.setattr(d, "cpu_has_native_bf16", lambda: False)
+    assert d.autocast_dtype(torch.device("cpu"), "auto", "char-lm") is None
+    assert d.autocast_dtype(torch.device("cpu"), "auto", "dcgan") is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert cpu_has_native_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert cpu_has_native_bf16() is True
+
+
 def test_cuda_path_on_a_cpu_machine():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="no CUDA"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
-    assert autocast_dtype(torch.device("cpu"), "auto", "dcgan") == torch.bfloat16
+    native = cpu_has_native_bf16()
+    assert autocast_dtype(torch.device("cpu"), "auto", "dcgan") == (torch.bfloat16 if native else None)
+    assert autocast_dtype(torch.device("cpu"), "auto", "char-lm") == (torch.bfloat16 if native else None)
+    assert autocast_dtype(torch.device("cpu"), "bf16", "vae") == torch.bfloat16     # asked for: obeyed
     assert autocast_dtype(torch.device("cpu"), "auto", "vae") is None
     assert autocast_dtype(torch.device("cpu"), "fp32", "dcgan") is None
     with pytest.raises(ValueError):

@@ -71,7 +71,8 @@ PRESETS: dict[str, dict] = {
     # with 4x the text it should pass 1.45 on the held-out plays well inside the budget.
     "gpu": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, "bias": False},
     # Two CPU cores, <= 60 minutes: 4 layers x 256 (3.2M parameters), 128 context, bf16 autocast
-    # (AMX makes bf16 matmuls ~2x faster than fp32 here). Measured 360-650 ms/iter at batch
+    # where the CPU has bf16 units (AMX made bf16 matmuls ~2x faster than fp32 on the Intel dev
+    # machine; on a CPU without them "auto" stays fp32, see aigc.devices). Measured 360-650 ms/iter at batch
     # 32 x 128 on the 2 cores of the dev machine, shared with other jobs (fp32: ~1.1-1.3 s), so
     # 8000 steps (33M tokens, ~8 epochs) take 50-60 minutes; about compute-optimal for that
     # budget (~6e14 FLOPs: Chinchilla's 20 tokens per parameter gives ~2.5M parameters).
@@ -85,7 +86,7 @@ TRAIN_PRESETS: dict[str, dict] = {
             "max_minutes": 2.5, "precision": "auto", "eval_every": 250, "eval_metric": "nats_per_char",
             "target": 1.45, "log_every": 50, "sample_every": 1000, "ckpt_every": 1000},
     "cpu": {"batch_size": 32, "lr": 2e-3, "lr_scale": False, "warmup": 200, "max_steps": 8000,
-            "max_minutes": 60, "precision": "bf16", "eval_every": 1000, "eval_metric": "nats_per_char",
+            "max_minutes": 60, "precision": "auto", "eval_every": 1000, "eval_metric": "nats_per_char",
             "target": 1.45, "log_every": 100, "sample_every": 2000, "ckpt_every": 1000},
 }
 
@@ -267,7 +268,8 @@ class CharLM(GenerativeModel):
     @torch.no_grad()
     def generate(self, prompt_ids: Sequence[int] | torch.Tensor, max_new: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
-                 generator: torch.Generator | None = None, use_cache: bool = True) -> Iterator[int]:
+                 generator: torch.Generator | None = None, use_cache: bool = True,
+                 allowed=None) -> Iterator[int]:
         """Yield up to `max_new` new token ids, one at a time (stop early by closing the iterator).
 
         temperature 0 is greedy (argmax); otherwise logits / temperature, then top-k, then top-p
@@ -277,6 +279,10 @@ class CharLM(GenerativeModel):
         repetition_penalty > 1 lowers the logits of characters already in the context (CTRL,
         Keskar et al. 2019); for a character model keep it near 1 (<= 1.2), since nearly every
         letter is "already in the context". The unknown symbol is never generated.
+        `allowed`, if given, is called before each draw with the ids generated so far and returns
+        a bool mask over the vocabulary (True = may be written) or None (no restriction): a
+        decoding constraint such as a poem form (aigc.text.forms). The mask is applied before
+        temperature and top-k/top-p, so those choose among the allowed tokens only.
         """
         if max_new < 0:
             raise ValueError("max_new must be >= 0")
@@ -293,6 +299,7 @@ class CharLM(GenerativeModel):
         self.eval()
         try:
             caches, n_cached = None, 0
+            new: list[int] = []
             for _ in range(max_new):
                 if use_cache:
                     if caches is None:     # (re)read the whole context
@@ -305,8 +312,13 @@ class CharLM(GenerativeModel):
                 last = logits[0, -1].float()
                 if self.tokenizer is not None:     # never *write* the unknown symbol
                     last[self.tokenizer.unk_id] = float("-inf")
+                if allowed is not None:
+                    mask = allowed(new)
+                    if mask is not None:
+                        last = last.masked_fill(~mask.to(last.device), float("-inf"))
                 nxt = sample_next(last, ctx, temperature, top_k, top_p, repetition_penalty, generator)
                 yield nxt
+                new.append(nxt)
                 ctx.append(nxt)
                 if len(ctx) > T:           # window full: slide, and read the kept context afresh
                     ctx = ctx[-keep:]
@@ -322,7 +334,7 @@ class CharLM(GenerativeModel):
             g = torch.Generator().manual_seed(int(seed))
         return tok.decode(self.generate(tok.encode(prompt), max_new, generator=g, **kwargs))
 
-    preview_prompts = ("\n", "ROMEO.\n", "The ")
+    preview_prompts = ("\n", "ROMEO.\n", "The ", "【五言绝句】", "【七言律诗】")   # those a vocabulary can write
 
     def preview_text(self, n: int = 2, length: int = 160) -> str:
         """A few continuations on fixed seeds, for the training loop's periodic samples."""
