@@ -138,3 +138,103 @@ def test_cli_form_sampling(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == poems
     assert main(["sample", str(tmp_path / "poet"), "--form", "自由诗", "--json"]) == 2
     assert "unknown form" in capsys.readouterr().err
+
+
+# -- the Poem view -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def poet_weights(tmp_path_factory):
+    from aigc import checkpoint as ckpt
+    root = tmp_path_factory.mktemp("poetweights")
+    pipe = _tiny_poet()
+    ckpt.save_pretrained(pipe.model, root / "tiny-poet",
+                         meta={"dataset": "tang", "text_stats": {"poem_forms": list(forms.FORMS)}})
+    tok = CharTokenizer.from_text("To be, or not to be.\n")
+    m = CharLM(CharLMConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    ckpt.save_pretrained(m.set_tokenizer(tok), root / "tiny-en", meta={"dataset": "tiny"})
+    return root
+
+
+def test_poem_handler_streams_a_checked_poem(poet_weights):
+    import gradio as gr
+
+    from demo.text_tab import TextModels, build_text_tab
+
+    models = TextModels(poet_weights)
+    assert models.names() == ["tiny-en", "tiny-poet"] and models.poem_models() == ["tiny-poet"]
+    with gr.Blocks() as demo:
+        h = build_text_tab(models)
+    apis = {fn.api_name for fn in demo.fns.values()}
+    assert {"generate_text", "generate_poem", "text_interpolate", "text_encode", "text_edit"} <= apis
+    outs = list(h.poem("tiny-poet", "七言绝句", "", "", 0.8, 0, 1.0, 1.0, 11))
+    poem, seed, info = outs[-1]
+    assert seed == 11 and forms.check_form(poem, "七言绝句").ok and "form kept" in info
+    assert all(b[0].startswith(a[0]) for a, b in zip(outs, outs[1:]))
+    for args, msg in [(("tiny-poet", "俳句", "", "", 0.8, 0, 1.0, 1.0, 1), "unknown form"),
+                      (("tiny-en", "五言绝句", "", "", 0.8, 0, 1.0, 1.0, 1), "does not write poem forms"),
+                      (("tiny-poet", "五言绝句", "题", "abc", 0.8, 0, 1.0, 1.0, 1), "does not fit"),
+                      (("tiny-poet", "五言绝句", "", "", 0.8, 0, 1.0, 1.0, -1), "seed")]:
+        with pytest.raises(gr.Error, match=msg):
+            list(h.poem(*args))
+
+
+def test_gradio_client_generate_poem(poet_weights):
+    import os
+
+    import gradio as gr
+    from gradio_client import Client
+
+    from demo.text_tab import TextModels, build_text_tab
+    from studio_helpers import free_port
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    with gr.Blocks() as demo:
+        build_text_tab(TextModels(poet_weights))
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        args = dict(model="tiny-poet", form="五言律诗", title="春望", first_line="", temperature=0.8, top_k=0,
+                    top_p=1.0, repetition_penalty=1.0, seed=3)
+        poem, seed, info = client.predict(**args, api_name="/generate_poem")
+        assert seed == 3 and poem.startswith("春望\n") and forms.check_form(poem, "五言律诗").ok
+        with pytest.raises(Exception, match="title"):
+            client.predict(**{**args, "title": "x" * (5 << 20)}, api_name="/generate_poem")
+        with pytest.raises(Exception, match="not in the list of choices"):     # the Dropdown's own check
+            client.predict(**{**args, "form": "sonnet"}, api_name="/generate_poem")
+        assert client.predict(**args, api_name="/generate_poem")[0] == poem          # still serving, same seed
+    finally:
+        demo.close()
+
+
+# -- every shipped text model ----------------------------------------------------------------------------
+def _shipped_text_models():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "weights"
+    out = []
+    for d in sorted(root.iterdir()):
+        cfg = d / "config.json"
+        if cfg.is_file() and json.loads(cfg.read_text()).get("modality") == "text":
+            out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("path", _shipped_text_models(), ids=lambda p: p.name)
+def test_every_shipped_text_model_loads_and_generates(path, one_thread):
+    from aigc import checkpoint as ckpt
+    kind = ckpt.read_config(path)["kind"]
+    if kind == "text-vae":
+        from aigc.textvae import TextVAEPipeline
+        pipe = TextVAEPipeline.from_pretrained(path)
+        lines = pipe.sample(n=4, seed=0)
+        assert len(lines) == 4 and all(isinstance(x, str) and x for x in lines)
+        assert pipe.sample(n=4, seed=0) == lines
+        return
+    pipe = TextPipeline.from_pretrained(path)
+    a = pipe.generate("", max_new=40, temperature=0.8, seed=1)
+    assert a.new_chars == 40 and a.text == pipe.generate("", max_new=40, temperature=0.8, seed=1).text
+    assert (card := (path / "README.md").read_text(encoding="utf-8")) and "Reproduce" in card
+    if pipe.forms:                                     # the Tang model keeps every form it offers
+        for form in pipe.forms:
+            poem = list(pipe.stream_poem(form, seed=0))[-1].text
+            assert forms.check_form(poem, form).ok, poem
