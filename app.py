@@ -26,18 +26,22 @@ def configure_runtime(threads: int = 1) -> None:
 
 
 def create(weights: str | Path = ROOT / "weights", warm: bool = True, background: bool = False,
-           threads: int = 1, **kwargs):
+           threads: int = 1, user_models: str | Path | None = None, **kwargs):
     """(demo, registry) for a weights folder. `background`: load the weights (and torch) on a
     thread while the page is built and served; requests that need a model wait for them.
-    `warm`: then compute missing directions and the nearest-neighbour indexes too."""
+    `warm`: then compute missing directions and the nearest-neighbour indexes too.
+    `user_models`: the folder fine-tuned models are published to and served from (default
+    $AIGC_USER_MODELS, else user_models/ beside the weights folder)."""
     from demo import ModelRegistry, build_demo
     from demo.finetune_tab import build_finetune_tab
+    from demo.registry import default_user_models
     from demo.text_tab import build_text_tab
 
     kwargs.setdefault("extra_tabs", {"Text": build_text_tab, "Fine-tune": build_finetune_tab})
     if not background:
         configure_runtime(threads)
-    registry = ModelRegistry(weights, background=background, on_load=lambda: configure_runtime(threads))
+    registry = ModelRegistry(weights, background=background, on_load=lambda: configure_runtime(threads),
+                             user_models=user_models or default_user_models(weights))
     demo = build_demo(registry, **kwargs)
     if warm:
         registry.warm()

@@ -149,10 +149,14 @@ def cmd_eval(args) -> int:
 
 
 # -- finetune ------------------------------------------------------------------------------------
+FINETUNE_KINDS = ("vae", "dcgan", "char-lm")     # what an upload can train (a text VAE needs poem lines)
+
+
 def cmd_finetune(args) -> int:
     """Prepare an uploaded dataset (checked), report on it, then fine-tune or train from scratch."""
     from .checkpoint import from_pretrained, read_config
-    from .data.uploads import format_report, prepare_image_zip, prepare_text, upload_kind, write_report
+    from .data.uploads import (format_report, prepare_image_zip, prepare_text, split_heldout, upload_kind,
+                               write_report)
     from .registry import KINDS, get_kind, make_config
     from .train.loop import TrainOptions, train
     out = Path(args.out)
@@ -173,11 +177,14 @@ def cmd_finetune(args) -> int:
         base_path = resolve_model_path(args.base)
         base_cfg = read_config(base_path)
         kind = base_cfg["kind"]
+    if kind not in FINETUNE_KINDS:
+        raise UsageError(f"{args.base} is a {kind}: fine-tuning supports {', '.join(FINETUNE_KINDS)}")
     modality = get_kind(kind).modality
     if (upload == "text") != (modality == "text"):
         want = "a .txt or .jsonl text file" if modality == "text" else "a .zip of images"
         raise UsageError(f"{args.base} is a {kind} ({modality} model): --data must be {want}")
     base_name = args.base if base_path is None else (base_path.name if base_path.name != "model" else base_path.parent.name)
+    heldout = None
 
     if upload == "images":
         cfg = (base_cfg or {}).get("config", {})
@@ -219,23 +226,38 @@ def cmd_finetune(args) -> int:
         else:
             report["tokenizer"] = f"{base_name}'s, {tok.vocab_size} symbols"
         from .data.text import TextData
-        data = TextData(name=f"upload:{data_path.stem}", text=prep.text, tokenizer=tok, block_size=block,
-                        info={"upload": data_path.name})
+        train_text, held_text, note = split_heldout(prep.text, block)
+        report["heldout_chars"], report["heldout_note"] = len(held_text), note
+        data = TextData(name=f"upload:{data_path.stem}", text=train_text, tokenizer=tok, block_size=block,
+                        info={"upload": data_path.name, "heldout_chars": len(held_text)})
+        if held_text:
+            heldout = TextData(name=data.name, text=held_text, tokenizer=tok, block_size=block, split="heldout")
         out.mkdir(parents=True, exist_ok=True)
         write_report(out, report)
         print(format_report(report))
         print(f"  tokenizer: {report['tokenizer']}")
+        print(f"  {note}")
     batch = min(args.batch_size, len(data))
     if batch < args.batch_size:
         print(f"note: batch size lowered to {batch} (the data holds {len(data)} examples)")
+    # quality over time: KID (random-conv features) and copy rate against the upload, or held-out
+    # cross-entropy; a due evaluation is skipped while evaluating has cost over 10% of training time
+    eval_every = max(1, args.steps // 20) if args.eval_every is None else max(0, args.eval_every)
+    if upload == "text" and heldout is None:
+        eval_every = 0
     opts = TrainOptions(model=kind, data=data.name, out=str(out), max_steps=args.steps, batch_size=batch,
                         device=args.device, seed=args.seed, tiny=args.tiny and base_path is None,
                         init_from=None if base_path is None else str(base_path),
                         log_every=min(50, args.steps), sample_every=max(args.steps, 1),
                         ckpt_every=max(args.steps, 1000), progress=not args.no_progress,
-                        diffaug=True)
-    path = train(opts, data=data)
+                        diffaug=True, eval_every=eval_every,
+                        eval_metric="kid_randconv,copy_rate" if upload == "images" else "nats_per_char",
+                        eval_n=256 if upload == "images" else 64, eval_budget=0.1, eval_at_start=True)
+    path = train(opts, data=data, heldout=heldout)
     how = f"fine-tuned {base_name}" if base_path is not None else f"trained a new {kind}"
+    from .cards import write_finetune_card
+    write_finetune_card(path, base=base_name if base_path is not None else None, kind=kind,
+                        upload=data_path.name, steps=args.steps)
     print(f"{how} for {args.steps} steps; saved model to {path}")
     return 0
 
@@ -317,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--tiny", action="store_true", help="tiny model preset when training from scratch (for tests)")
+    s.add_argument("--eval-every", type=int, default=None,
+                   help="steps between quality measurements (images: kid_randconv and copy_rate against the upload; "
+                        "text: held-out nats/char); default steps/20, skipped while they cost over 10%% of training "
+                        "time; 0: off")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_finetune)
 

@@ -15,15 +15,17 @@ LABELS = {
     "nll_nats": "Test NLL, nats (IWAE bound, lower is better)",
     "nats_per_char": "Held-out cross-entropy, nats/char",
     "bits_per_char": "Held-out bits/char",
+    "kid_randconv": "KID x 1000 in random-conv features (not Inception; lower is better)",
+    "copy_rate": "Copy rate: samples that reproduce a training image (lower is better)",
 }
 
 
 def fmt(key: str, value) -> str:
     if value is None:
         return "-"
-    if key == "kid":
+    if key in ("kid", "kid_randconv"):
         return f"{value * 1000:.3f}"
-    if key == "label_acc":
+    if key in ("label_acc", "copy_rate"):
         return f"{100 * value:.2f}%"
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -66,3 +68,78 @@ def write_card(directory: str | Path, *, title: str, summary: str, train_command
     text = "\n".join(lines)
     ckpt.atomic_write_text(directory / "README.md", text)
     return text
+
+
+QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char")
+
+
+def _stats(run_dir: Path) -> list[dict]:
+    out = []
+    try:
+        lines = (Path(run_dir) / "stats.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for ln in lines:
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "step" in rec:
+            out.append(rec)
+    return out
+
+
+def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
+                        title: str | None = None) -> dict:
+    """After `aigc finetune`: the quality measured during training (the run's eval.json and
+    stats.jsonl beside model/) into metrics.json, and a model card saying what was trained on what
+    and how it was measured. Returns the metrics written."""
+    model_dir = Path(model_dir)
+    run_dir = model_dir.parent
+    try:
+        final = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        final = {}
+    rows = [r for r in _stats(run_dir) if any(k in r for k in QUALITY_KEYS)]
+    start = next((r for r in rows if r["step"] == 0), None)
+    metrics = ckpt.read_metrics(model_dir)
+    for k in QUALITY_KEYS + ("copy_rate_median_ratio", "bits_per_char"):
+        if isinstance(final.get(k), (int, float)):
+            metrics[k] = final[k]
+    if final:
+        metrics.update({"protocol": final.get("protocol", ""), "measured_at_step": final.get("step")})
+        for k in ("n", "seed", "dataset"):
+            if k in final:
+                metrics[k] = final[k]
+    if start is not None:
+        metrics["at_start"] = {k: start[k] for k in QUALITY_KEYS if k in start}
+    ckpt.atomic_write_json(model_dir / "metrics.json", metrics)
+
+    cfg = ckpt.read_config(model_dir)
+    how = (f"Fine-tuned from `{base}`" if base else f"A new `{kind}` trained from scratch") + \
+          f" on the upload `{upload}` for {steps:,} steps."
+    title = title or (model_dir.name if model_dir.name != "model" else f"{base or kind} on {upload}")
+    lines = [f"# {title}", "", how, ""]
+    lines += ["## Quality on the uploaded data (measured during training)", ""]
+    keys = [k for k in QUALITY_KEYS if k in metrics]
+    if keys:
+        lines += ["| metric | at start | final |", "| --- | --- | --- |"]
+        for k in keys:
+            s0 = fmt(k, start[k]) if start is not None and k in start else "-"
+            lines.append(f"| {LABELS[k]} | {s0} | {fmt(k, metrics[k])} |")
+        lines += ["", f"Protocol: {metrics.get('protocol', '')}", ""]
+        if "kid_randconv" in keys:
+            lines += ["KID here is measured against the training images themselves, so it also rewards "
+                      "memorisation; read it together with the copy rate.", ""]
+    else:
+        lines += ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
+    lines += ["## Reproduce", "", "```",
+              f"python -m aigc finetune {base or kind} --data {upload} --out RUN --steps {steps}"
+              + (f" --resolution {cfg['config'].get('resolution')}" if cfg.get("modality", "image") == "image" else ""),
+              "```", "", "## Training facts", "",
+              f"- kind `{cfg['kind']}`, dataset `{cfg.get('dataset')}`, "
+              f"{cfg.get('train', {}).get('steps', '?')} steps at batch {cfg.get('train', {}).get('batch_size', '?')}",
+              f"- config: `{json.dumps(cfg['config'], ensure_ascii=False)}`",
+              f"- weights sha256 prefix: `{ckpt.weights_hash(model_dir)}`", ""]
+    ckpt.atomic_write_text(model_dir / "README.md", "\n".join(lines))
+    return metrics

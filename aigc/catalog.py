@@ -6,7 +6,8 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .pipelines import WEIGHTS_DIR
 
-KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char")
+KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
+               "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
 
 
 def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 from .models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
 from .models.charlm import PRESETS as CHARLM_PRESETS, CharLM, CharLMConfig
+from .models.textvae import TextVAE, TextVAEConfig
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ register("seed-gan", SeedGAN, SeedGANConfig, tiny={"g_hidden": 16, "d_hidden": 1
 register("char-lm", CharLM, CharLMConfig, modality="text",
          tiny={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},
          presets=CHARLM_PRESETS)
+register("text-vae", TextVAE, TextVAEConfig, modality="text",
+         tiny={"n_embd": 16, "enc_hidden": 16, "dec_hidden": 32, "latent_dim": 4, "kl_anneal_steps": 10})
 
 
 def get_kind(name: str) -> Kind:

@@ -118,5 +118,8 @@ def eval_heldout(args) -> int:
     res = score_text(model, val)
     res["dataset"] = dataset
     res["split"] = "held-out"
+    if getattr(args, "save", False):
+        from .catalog import record_metrics
+        record_metrics(resolve_model_path(args.name), res)
     print(json.dumps(res, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0

@@ -5,9 +5,18 @@
 Named endpoints (gradio_client):
   /check_upload  (file, base, resolution)            -> report (markdown), data preview
   /start_job     (file, base, resolution, steps, name, my_jobs) -> job id, ...
-  /job_status    (job_id)                            -> progress text, bar, loss rows, preview, ...
+  /job_status    (job_id)                            -> progress text, bar, loss rows, preview, quality rows
   /cancel_job    (job_id)                            -> progress text
   /resume_job    (job_id)                            -> progress text
+  /compare_finetune (job_id, seed, prompt)           -> base grid, fine-tuned grid, base text,
+                                                        fine-tuned text, info (same seeds / prompt)
+
+A finished job's model is published to the user-models folder and added to the app's registry
+at once (JobManager.on_publish -> ModelRegistry.add); a hidden counter of the registry's
+changes (`FinetuneHandlers.models_changed`) lets demo.ui refresh every model picker on the page.
+Quality during training (aigc finetune's periodic evaluation) is plotted next to the loss:
+KID in random-conv features and copy rate against the upload (images), held-out cross-entropy
+(text).
 
 Jobs run one at a time in a worker process (aigc.jobs.JobManager); the browser keeps the ids
 of its own jobs (gr.BrowserState), so reloading the page finds them again. The jobs folder and
@@ -25,10 +34,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from aigc.data.uploads import UploadError, format_report, prepare_image_zip, prepare_text, upload_kind
-from aigc.jobs import IMAGE_RESOLUTIONS, JobError, JobManager
+from aigc.data.uploads import (UploadError, format_report, prepare_image_zip, prepare_text, split_heldout,
+                               upload_kind)
+from aigc.jobs import IMAGE_RESOLUTIONS, QUALITY_SERIES, JobError, JobManager
 
-from .handlers import friendly
+from .handlers import SEED_MAX, check_int, friendly
 
 log = logging.getLogger("aigc.demo")
 
@@ -37,6 +47,19 @@ SCRATCH = "new:"                 # dropdown values for "train a kind from scratc
 STEPS_MAX = 100_000
 MY_JOBS_MAX = 20
 POLL_S = 2.0
+COMPARE_N = 16                   # images per compared grid (4 x 4)
+COMPARE_CHARS = 300              # characters each text model writes in the comparison
+COMPARE_TEMPERATURE = 0.8
+QUALITY_HELP = (
+    "**Quality over time** (measured while training, on fixed seeds; the first point is the starting "
+    "model). Images: **KID×1000 (random-conv features)** compares 256 samples with your prepared images "
+    "in the features of a fixed, *untrained* conv net: cheap enough for a CPU, good at telling wrong from "
+    "right, not comparable with the Inception KID of the model cards; lower is closer. Because it compares "
+    "with the training images themselves it also rewards copying, so read it with the **copy rate**: the "
+    "share of samples nearer (pixel distance) to one of your images than half that image's distance to "
+    "its nearest other image; fresh pictures of the same kind score about 0–3%, a model that memorises "
+    "climbs towards 100%. Text: **held-out cross-entropy** on the last 10% of your text, which the model "
+    "does not train on; when it rises while the loss falls, the model is memorising.")
 
 _managers: dict[Path, JobManager] = {}
 _managers_lock = threading.Lock()
@@ -64,15 +87,17 @@ class FinetuneHandlers:
     def __init__(self, registry, manager: JobManager):
         self.registry = registry
         self.jobs = manager
+        self.models_changed = None          # the hidden registry-version component (set by the layout)
 
     # -- choices ----------------------------------------------------------------------------------
     def base_choices(self) -> list[tuple[str, str]]:
         from aigc.registry import KINDS
         out = []
         for name, e in self.registry.entries.items():
-            if getattr(e, "error", None) is None and e.kind in KINDS:
+            if getattr(e, "error", None) is None and e.kind in KINDS and e.kind != "text-vae":
                 out.append((f"{name} (fine-tune, {e.kind})", name))
-        out += [(f"new {k} (train from scratch)", SCRATCH + k) for k in KINDS if k != "seed-gan"]
+        from aigc.__main__ import FINETUNE_KINDS
+        out += [(f"new {k} (train from scratch)", SCRATCH + k) for k in KINDS if k in FINETUNE_KINDS]
         return out
 
     def _base(self, base) -> tuple[str, str, dict | None]:
@@ -138,7 +163,8 @@ class FinetuneHandlers:
             return "```\n" + text + "\n```", prep.preview
         block = mcfg.get("block_size") or make_config(kind).block_size
         prep = prepare_text(path, block_size=block)
-        return "```\n" + format_report(prep.report) + "\n```", None
+        note = split_heldout(prep.text, block)[2]
+        return "```\n" + format_report(prep.report) + f"\n  {note}" + "\n```", None
 
     @friendly
     def start_job(self, file, base, resolution, steps, name, my_jobs):
@@ -163,13 +189,95 @@ class FinetuneHandlers:
 
     @friendly
     def job_status(self, job_id):
-        """-> (status markdown, progress bar html, loss rows, latest preview, resume/cancel hints)."""
+        """-> (status markdown, progress bar html, loss rows, latest preview, quality rows)."""
         if not job_id:
-            return "_no job yet: check your data, then press Train_", "", None, None
+            return "_no job yet: check your data, then press Train_", "", None, None, None
         s = self.jobs.status(job_id)
+        if s["state"] == "done" and s.get("model_path"):
+            self._publish(s["model_path"])
         import pandas as pd
         loss = pd.DataFrame(s["loss"], columns=["step", "value", "series"]) if s["loss"] else None
-        return self._text(s), self._bar(s), loss, s["preview"]
+        quality = pd.DataFrame(s["quality"], columns=["step", "value", "series"]) if s.get("quality") else None
+        return self._text(s), self._bar(s), loss, s["preview"], quality
+
+    def models_version(self) -> int:
+        return int(getattr(self.registry, "version", 0))
+
+    def tick(self, job_id, seen_version):
+        """The page's poll: the job's status, and the registry's version when it changed (the
+        hidden counter whose .change refreshes the model pickers)."""
+        out = self.job_status(job_id)
+        v = self.models_version()
+        return (*out, v if v != seen_version else gr.skip())
+
+    def _publish(self, model_path) -> str | None:
+        """A finished job's model into the registry (normally done by the manager's listener
+        already; this covers a job finished by another server process)."""
+        reg = self.registry
+        if not hasattr(reg, "add"):
+            return None
+        return reg.name_for(model_path) or reg.add(model_path)
+
+    def base_update(self, current=None):
+        """The base-model picker's choices again (new user models can be fine-tuned further)."""
+        if hasattr(self.registry, "refresh"):
+            self.registry.refresh()
+        choices = self.base_choices()
+        value = current if current in [c[1] for c in choices] else (choices[0][1] if choices else None)
+        return gr.update(choices=choices, value=value)
+
+    # -- compare ----------------------------------------------------------------------------------
+    @friendly
+    def compare(self, job_id, seed, prompt):
+        """Base vs fine-tuned on the same seeds (images: two grids, the same latents and labels;
+        text: the same prompt and seed continued by both) -> (base image, fine-tuned image, base
+        text, fine-tuned text, info markdown). A job trained from scratch shows only the new model."""
+        from aigc.registry import KINDS
+        if not job_id:
+            raise ValueError("no job selected")
+        s = self.jobs.status(job_id)
+        if s["state"] != "done" or not s.get("model_path"):
+            raise ValueError(f"job {job_id} is {s['state']}; compare once it is done")
+        seed = check_int(seed, 0, SEED_MAX, "seed")
+        if not hasattr(self.registry, "pipeline_for"):
+            raise ValueError("this app's registry cannot load models")
+        name = self._publish(s["model_path"]) or Path(s["model_path"]).name
+        tuned = self.registry.pipeline_for(s["model_path"])
+        base_ref = str(s["spec"]["base"])
+        base, base_name, note = None, None, ""
+        if base_ref in KINDS:
+            note = f"**{html.escape(name)}** was trained from scratch (a new {base_ref}): there is no base model to compare with; showing the new model only."
+        else:
+            base_name = self.registry.name_for(base_ref) or Path(base_ref).name
+            try:
+                base = self.registry.pipeline_for(base_ref)
+            except ValueError as e:
+                note = f"the base model {html.escape(base_name)} is not available any more ({html.escape(str(e))}); showing the fine-tuned model only."
+        if getattr(tuned, "model", None) is not None and tuned.model.modality == "text":
+            from aigc.textgen import check_prompt
+            prompt = check_prompt(prompt or "")
+            kw = dict(temperature=COMPARE_TEMPERATURE, seed=seed)
+            t_text = tuned.generate(prompt, COMPARE_CHARS, **kw).text
+            b_text = base.generate(prompt, COMPARE_CHARS, **kw).text if base is not None else ""
+            info = (f"the same prompt, seed {seed}, temperature {COMPARE_TEMPERATURE}, {COMPARE_CHARS} characters"
+                    + (f": left **{html.escape(base_name)}** (base), right **{html.escape(name)}** (fine-tuned)"
+                       if base is not None else ""))
+            return None, None, b_text, t_text, "\n\n".join(x for x in (note, info) if x)
+        res = int(tuned.model.image_shape[-1])
+        scale = max(1, 112 // res)
+        t_img = tuned(COMPARE_N, seed).grid(nrow=4, scale=scale)
+        b_img = base(COMPARE_N, seed).grid(nrow=4, scale=scale) if base is not None else None
+        info = f"{COMPARE_N} samples from seed {seed} (the same latents for both models)"
+        if tuned.conditional:
+            t_names = tuned.model.class_names
+            labels = [i % tuned.model.num_classes for i in range(COMPARE_N)]
+            info += "; classes in turn, row by row: " + ", ".join(dict.fromkeys(str(t_names[i]) for i in labels))
+            if base is not None and list(base.model.class_names) != list(t_names):
+                info += (" (the base model calls the same class indices "
+                         + ", ".join(dict.fromkeys(str(base.model.class_names[i]) for i in labels)) + ")")
+        if base is not None:
+            info += f": left **{html.escape(base_name)}** (base), right **{html.escape(name)}** (fine-tuned)"
+        return b_img, t_img, "", "", "\n\n".join(x for x in (note, info) if x)
 
     @friendly
     def cancel_job(self, job_id):
@@ -214,10 +322,28 @@ class FinetuneHandlers:
         if s["state"] == "failed" and s.get("error"):
             lines.append("```\n" + str(s["error"])[-1500:] + "\n```")
         if s["state"] == "done" and s.get("model_path"):
-            lines.append(f"saved as user model `{Path(s['model_path']).name}`")
+            where = ("the app's text models" if (s.get("report") or {}).get("kind") == "text"
+                     else "the Image tab's model list")
+            lines.append(f"saved as user model `{Path(s['model_path']).name}`: it is in {where} now; "
+                         "open **Compare** below to see it next to its base")
+        q = FinetuneHandlers._quality_text(s)
+        if q:
+            lines.append(q)
         if s.get("resumable"):
             lines.append("press Resume to continue" + (f" from step {s['checkpoint_step']:,}" if s.get("checkpoint_step") else ""))
         return "\n\n".join(lines)
+
+    @staticmethod
+    def _quality_text(s: dict) -> str:
+        last, first = s.get("quality_last") or {}, s.get("quality_first") or {}
+        parts = []
+        for k, v in last.items():
+            label, scale = QUALITY_SERIES[k]
+            txt = f"{label.split(' (')[0]} {v * scale:.3g}"
+            if k in first and first is not last:
+                txt += f" (start {first[k] * scale:.3g})"
+            parts.append(txt)
+        return ("quality: " + ", ".join(parts)) if parts else ""
 
     @staticmethod
     def _bar(s: dict) -> str:
@@ -227,9 +353,10 @@ class FinetuneHandlers:
 
 
 def _default_manager(registry) -> JobManager:
-    base = Path(getattr(registry, "weights_dir", "weights")).resolve().parent
-    root = os.environ.get("AIGC_JOBS_DIR") or base / "jobs"
-    users = os.environ.get("AIGC_USER_MODELS") or base / "user_models"
+    from .registry import default_user_models
+    weights = Path(getattr(registry, "weights_dir", "weights")).resolve()
+    root = os.environ.get("AIGC_JOBS_DIR") or weights.parent / "jobs"
+    users = getattr(registry, "user_models_dir", None) or default_user_models(weights)
     return get_manager(root, users, device=getattr(registry, "device", "cpu"))
 
 
@@ -244,6 +371,8 @@ def _browser_secret(manager: JobManager) -> str:
 def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneHandlers:
     """Lay out the tab (inside the caller's gr.Tab) and wire its events; returns the handlers."""
     jobs = manager or _default_manager(registry)
+    if hasattr(registry, "add"):
+        jobs.on_publish(registry.add)          # a finished model joins the running app at once
     h = FinetuneHandlers(registry, jobs)
     my_jobs = gr.BrowserState([], storage_key="aigc-finetune-jobs", secret=_browser_secret(jobs))
     gr.Markdown("Upload a **.zip of images** (one folder per class) or a **.txt / .jsonl** text file, "
@@ -273,8 +402,31 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
             with gr.Row():
                 cancel_btn = gr.Button("Cancel", variant="stop")
                 resume_btn = gr.Button("Resume")
-            loss = gr.LinePlot(x="step", y="value", color="series", label="loss", height=240)
+            with gr.Row():
+                loss = gr.LinePlot(x="step", y="value", color="series", label="loss", height=240)
+                quality = gr.LinePlot(x="step", y="value", color="series", height=240,
+                                      label="quality over time (see below)", elem_id="ft-quality")
             preview = gr.Image(label="latest samples", type="filepath", interactive=False)
+            gr.Markdown(QUALITY_HELP, elem_classes="aigc-small")
+    with gr.Accordion("Compare the base model and the fine-tuned one", open=False):
+        gr.Markdown("Once a job is done: the same seeds through both models (images: the same latents and "
+                    "classes; text: the same prompt and seed). A model trained from scratch is shown alone.",
+                    elem_classes="aigc-small")
+        with gr.Row():
+            cmp_seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=SEED_MAX, scale=1)
+            cmp_prompt = gr.Textbox("", label="prompt (text models; empty: start from nothing)", scale=3,
+                                    max_length=2000)
+            cmp_btn = gr.Button("Compare", variant="primary", scale=1)
+        cmp_info = gr.Markdown(elem_id="ft-compare-info")
+        with gr.Row():
+            cmp_base = gr.Image(label="base model", type="pil", interactive=False, format="png")
+            cmp_tuned = gr.Image(label="fine-tuned model", type="pil", interactive=False, format="png")
+        with gr.Row():
+            cmp_base_text = gr.Textbox(label="base model (text)", lines=8, interactive=False)
+            cmp_tuned_text = gr.Textbox(label="fine-tuned model (text)", lines=8, interactive=False)
+    # the registry's version: changes when a model is published; its .change refreshes the pickers
+    models_version = gr.Number(h.models_version(), visible="hidden", precision=0, elem_id="ft-models-version")
+    h.models_changed = models_version
     timer = gr.Timer(POLL_S)
 
     check_btn.click(h.check_upload, [upload, base, resolution], [report, data_preview], api_name="check_upload",
@@ -282,9 +434,13 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
     train_btn.click(h.start_job, [upload, base, resolution, steps, name, my_jobs], [job_id, my_jobs, pick, status],
                     api_name="start_job")
     pick.input(lambda j: j, [pick], [job_id], api_visibility="private", queue=False)
-    job_id.change(h.job_status, [job_id], [status, bar, loss, preview], api_name="job_status", queue=False)
-    timer.tick(h.job_status, [job_id], [status, bar, loss, preview], api_visibility="private",
-               queue=False, show_progress="hidden")
+    job_id.change(h.job_status, [job_id], [status, bar, loss, preview, quality], api_name="job_status", queue=False)
+    timer.tick(h.tick, [job_id, models_version], [status, bar, loss, preview, quality, models_version],
+               api_visibility="private", queue=False, show_progress="hidden")
+    models_version.change(h.base_update, [base], [base], api_visibility="private", queue=False,
+                          show_progress="hidden")
+    cmp_btn.click(h.compare, [job_id, cmp_seed, cmp_prompt], [cmp_base, cmp_tuned, cmp_base_text, cmp_tuned_text,
+                  cmp_info], api_name="compare_finetune", concurrency_id="finetune-compare", concurrency_limit=1)
     cancel_btn.click(h.cancel_job, [job_id], [status], api_name="cancel_job")
     resume_btn.click(h.resume_job, [job_id], [status], api_name="resume_job")
     upload.upload(lambda: ("", None), None, [report, data_preview], api_visibility="private", queue=False)

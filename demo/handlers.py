@@ -100,6 +100,17 @@ def _label_arg(label):
     return None if label in (None, "", ANY) else label
 
 
+def text_model_choices(registry, current=None):
+    """A text-model picker's update after looking for new user models: every usable text model
+    (the weights folder's and the user models'), keeping `current` when it is still there.
+    For the Text tab: wire it to the picker's focus and return it in `model_pickers` (see
+    demo.ui.build_demo); load a picked user model with `registry.text_pipeline(name)`."""
+    if hasattr(registry, "refresh"):
+        registry.refresh()
+    names = registry.text_choices()
+    return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+
 class Studio:
     """All handlers, bound to one registry of loaded models."""
 
@@ -144,6 +155,23 @@ class Studio:
         return " · ".join(parts)
 
     # -- model picker ----------------------------------------------------------------------------
+    def model_choices(self, current, seen):
+        """Page load, focus of the picker, a fine-tune finished: look for new user models and, when
+        the registry changed since this page last looked (`seen`, its version then, kept in the
+        page's gr.State), give the picker its new choices -> (picker update, version)."""
+        refresh = getattr(self.reg, "refresh", None)
+        if refresh is not None:
+            try:
+                refresh()
+            except OSError as e:                  # an unreadable user-models folder: keep serving
+                log.warning("refreshing the user models: %s", e)
+        v = int(getattr(self.reg, "version", 0))
+        if v == seen:
+            return gr.skip(), v
+        models = self.reg.image_models()
+        value = current if current in models else (models[0] if models else None)
+        return gr.update(choices=models, value=value), v
+
     @friendly
     def model_controls(self, model):
         """Class picker, temperature label and a short description for the chosen model."""

@@ -121,8 +121,8 @@ def build_latent_view(models) -> LatentHandlers:
     names = models.names("text-vae")
     first = names[0] if names else None
     if not names:
-        gr.Markdown("**No text VAE found.** Train one (`python -m aigc train --model text-vae --data tang-lines "
-                    "--out runs/textvae --max-minutes 15`) and copy its `model/` folder into `weights/`.")
+        gr.Markdown("**No text VAE found.** Train and ship one with "
+                    "`OMP_NUM_THREADS=1 bash bench/textvae_tang.sh` (15 minutes on a CPU).")
     model = gr.Dropdown(names, value=first, label="Text VAE", allow_custom_value=True, elem_id="tvae-model")
     diag = gr.Markdown(h.describe(first) if first else "", elem_id="tvae-diagnostics")
     with gr.Row(equal_height=False):
@@ -154,11 +154,12 @@ def build_latent_view(models) -> LatentHandlers:
     go.click(h.interpolate, [model, a, b, steps], [path, path_info], api_name="text_interpolate",
              concurrency_id="text-vae", concurrency_limit=4)
     enc.click(h.encode, [model, line], [recon, *sliders], api_name="text_encode", concurrency_id="text-vae")
-    for s in sliders:
-        s.release(h.edit, [model, line, *sliders], [edited], api_visibility="private",
-                  concurrency_id="text-vae", show_progress="hidden")
+    for i, s in enumerate(sliders):
+        s.release(h.edit, [model, line, *sliders], [edited], api_name=f"text_edit_slider_{i}",
+                  api_visibility="private", concurrency_id="text-vae", show_progress="hidden")
     edit_btn = gr.Button("Apply sliders", elem_id="tvae-apply")
     edit_btn.click(h.edit, [model, line, *sliders], [edited], api_name="text_edit", concurrency_id="text-vae")
     sample_btn.click(h.sample, [model, n, seed], [samples], api_name="text_vae_sample", concurrency_id="text-vae")
-    model.change(h.describe, [model], [diag], api_visibility="private", show_progress="hidden")
+    model.change(h.describe, [model], [diag], api_name="text_vae_describe", api_visibility="private",
+                 show_progress="hidden")
     return h

@@ -39,17 +39,33 @@ class TextModels:
     """The text models of one weights folder (config.json with "modality": "text"), loaded on
     first use (one lock per model) and then shared read-only."""
 
-    def __init__(self, weights_dir: str | Path, device: str = "cpu"):
+    def __init__(self, weights_dir: str | Path, device: str = "cpu", registry=None):
         self.weights_dir = Path(weights_dir).resolve()
         self.device = device
+        self.registry = registry        # the studio's ModelRegistry: adds the user models (fine-tunes)
         self.entries = {e.name: e for e in scan(self.weights_dir) if e.modality == "text" and e.error is None}
         self._pipes: dict = {}
         self._errors: dict[str, str] = {}
         self._locks = {name: threading.Lock() for name in self.entries}
 
     def names(self, kind: str | None = "char-lm") -> list[str]:
-        """Model names of one kind (default: the language models; None: every text model)."""
-        return [n for n, e in self.entries.items() if kind is None or e.kind == kind]
+        """Model names of one kind (default: the language models; None: every text model),
+        the weights folder's first, then the registry's user models (fine-tuned language models)."""
+        own = [n for n, e in self.entries.items() if kind is None or e.kind == kind]
+        return own + [n for n in self._user_names() if kind in (None, "char-lm")]
+
+    def _user_names(self) -> list[str]:
+        if self.registry is None or not hasattr(self.registry, "text_choices"):
+            return []
+        return [n for n in self.registry.text_choices()
+                if n not in self.entries and getattr(self.registry.entries.get(n), "kind", "") == "char-lm"]
+
+    def picker_update(self, current=None):
+        """The language-model picker after looking for newly published user models."""
+        if self.registry is not None and hasattr(self.registry, "refresh"):
+            self.registry.refresh()
+        names = self.names()
+        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
     def poem_models(self) -> list[str]:
         """Language models that write poem forms (their training data had the 【form】 header)."""
@@ -62,7 +78,10 @@ class TextModels:
         return out
 
     def get(self, name):
-        """name -> aigc.textgen.TextPipeline; ValueError for an unknown or unloadable model."""
+        """name -> aigc.textgen.TextPipeline (or a TextVAEPipeline); ValueError for an unknown or
+        unloadable model."""
+        if isinstance(name, str) and name not in self.entries and name in self._user_names():
+            return self.registry.text_pipeline(name)       # a user model: the registry loads it once
         if not isinstance(name, str) or name not in self.entries:
             known = ", ".join(self.entries) or "none"
             raise ValueError(f"unknown text model {str(name)[:80]!r} (available: {known})")
@@ -105,7 +124,7 @@ class TextModels:
         weights_dir = getattr(source, "weights_dir", None)
         if weights_dir is None:
             raise TypeError("build_text_tab needs a ModelRegistry, a TextModels, a weights folder or None")
-        return cls(weights_dir, device=getattr(source, "device", "cpu"))
+        return cls(weights_dir, device=getattr(source, "device", "cpu"), registry=source)
 
 
 def parse_stop(field) -> list[str]:
@@ -238,7 +257,7 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
     h = TextHandlers(models)
     with gr.Tabs():
         with gr.Tab("Generate", id="text-generate-view"):
-            _generate_view(h, models)
+            _generate_view(h, models)      # sets h.model_pickers
         with gr.Tab("Poem", id="text-poem-view"):
             _poem_view(h, models)
         with gr.Tab("Latent", id="text-latent-view"):
@@ -290,7 +309,8 @@ def _poem_view(h: TextHandlers, models: TextModels) -> None:
     ev = go.click(h.poem, [model, form, title, first, temperature, top_k, top_p, rep, seed], [output, seed, info],
                   api_name="generate_poem", concurrency_id="text", concurrency_limit=2)
     stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
-    dice.click(h.dice, None, [seed], api_visibility="private", queue=False, show_progress="hidden")
+    dice.click(h.dice, None, [seed], api_name="poem_dice", api_visibility="private", queue=False,
+               show_progress="hidden")
 
 
 def _generate_view(h: TextHandlers, models: TextModels) -> None:
@@ -329,3 +349,7 @@ def _generate_view(h: TextHandlers, models: TextModels) -> None:
                        concurrency_limit=2)
     stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
     dice.click(h.dice, None, [seed], api_name="text_dice", queue=False, show_progress="hidden")
+    # fine-tuned language models appear without a restart: on focus, and when a job publishes one
+    model.focus(models.picker_update, [model], [model], api_name="text_models_refresh",
+                api_visibility="private", queue=False, show_progress="hidden")
+    h.model_pickers = [(models.picker_update, [model], [model])]

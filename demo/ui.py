@@ -56,7 +56,11 @@ def _models_table(registry: ModelRegistry) -> str:
 def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, fast_edit: bool = True,
                extra_tabs: dict[str, Callable[[ModelRegistry], None]] | None = None) -> gr.Blocks:
     """The whole app. `extra_tabs` maps a tab title to a function that lays out that tab (called
-    inside it); titles without one show a placeholder ('Text', 'Fine-tune').
+    inside it); titles without one show a placeholder ('Text', 'Fine-tune'). What a tab builder
+    returns may carry `models_changed` (a component whose .change means: the registry has new
+    models, e.g. a fine-tune finished) and `model_pickers` (a list of (fn, inputs, outputs) to run
+    then, e.g. the Text tab's own picker); every `models_changed` refreshes the Image tab's model
+    picker and every `model_pickers` entry.
 
     `fast_edit`: slider moves skip the queue (one HTTP request instead of join + event stream:
     ~40 ms less in the browser). Each tab has at most one in flight (trigger_mode always_last)
@@ -73,6 +77,7 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
 
     with gr.Blocks(title="aigc studio", delete_cache=(600, 3600), analytics_enabled=False) as demo:
         state = gr.State(new_state())
+        models_seen = gr.State(getattr(registry, "version", 0))   # registry version the picker shows
         offsets = gr.JSON({}, visible=False, label="offsets")
         gr.Markdown("# aigc latent studio\nSample, edit along latent directions, interpolate, and "
                     "encode your own pictures. Everything you see carries a recipe that makes it again.")
@@ -212,12 +217,13 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
                     with gr.Accordion(f"{e.name} — model card", open=False):
                         gr.Markdown(e.card or "_no model card_")
 
+            built = []
             for title, builder in {**{t: None for t in PLACEHOLDER_TABS}, **(extra_tabs or {})}.items():
                 with gr.Tab(title, id=title.lower().replace(" ", "-")):
                     if builder is None:
                         gr.Markdown(PLACEHOLDER_TABS.get(title, ""))
                     else:
-                        builder(registry)
+                        built.append(builder(registry))
 
         # ==================================================================== events
         dir_sliders = [dir_sliders[i] for i in range(N_DIR)]
@@ -227,6 +233,17 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
 
         demo.load(lambda: _models_table(registry), None, models_md, api_visibility="private", queue=False,
                   show_progress="hidden")
+        # new user models (a finished fine-tune, a folder copied in) reach the picker without a restart
+        changed = [b.models_changed.change for b in built if getattr(b, "models_changed", None) is not None]
+        gr.on([demo.load, model.focus, *changed], studio.model_choices, [model, models_seen], [model, models_seen],
+              api_visibility="private", queue=False, show_progress="hidden")
+        if changed:
+            gr.on(changed, lambda: _models_table(registry), None, models_md, api_visibility="private",
+                  queue=False, show_progress="hidden")
+            for b in built:
+                for fn, inputs, outputs in getattr(b, "model_pickers", None) or []:
+                    gr.on(changed, fn, inputs, outputs, api_visibility="private", queue=False,
+                          show_progress="hidden")
         model.input(studio.model_controls, [model], [label, temperature, model_info], api_name="model_info")
         sample_btn.click(studio.sample, [model, label, seed, grid, temperature, state],
                          [gallery, sample_info, state], api_name="sample", concurrency_id="render",

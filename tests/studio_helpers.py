@@ -53,7 +53,7 @@ def launch(weights: Path):
     from demo import CSS
 
     app.configure_runtime()
-    demo, _ = app.create(weights, warm=False)
+    demo, _ = app.create(weights, warm=False, user_models=Path(weights) / "_user_models")   # not shared between apps
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
                 footer_links=["api"])

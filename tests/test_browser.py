@@ -154,3 +154,28 @@ def test_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
     page.wait_for_selector("text=not a picture")
     page.click("#sample")                                # still serving
     page.wait_for_function("document.querySelectorAll('#gallery img').length > 0")
+
+
+def test_a_finished_model_reaches_the_page_without_a_reload(page, app_url):
+    """A model published while the page is open (what a finished fine-tune does: registry.add)
+    shows up: the Fine-tune tab's poll sees the registry's new version, its hidden counter
+    changes, and that refreshes the Models table and the Image tab's model picker."""
+    import torch
+
+    from aigc import checkpoint as ckpt
+    from aigc.registry import build
+
+    reg = app_url[0].studio.reg
+    page.get_by_role("tab", name="Fine-tune").click()
+    torch.manual_seed(0)
+    folder = ckpt.save_pretrained(build("vae", tiny=True), reg.user_models_dir / "fresh-model",
+                                  meta={"dataset": "upload:x"})
+    assert reg.add(folder) == "fresh-model"
+    page.wait_for_function("document.querySelector('#ft-models-version input').value == '%d'" % reg.version,
+                           timeout=15_000)
+    page.get_by_role("tab", name="Models").click()
+    page.wait_for_selector("text=fresh-model", timeout=10_000)           # only the change event refreshes it
+    page.get_by_role("tab", name="Image").click()
+    page.click("#model input")
+    page.wait_for_selector("ul[role=listbox] >> text=fresh-model")
+    page.keyboard.press("Escape")

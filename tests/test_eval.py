@@ -244,3 +244,61 @@ def test_inapplicable_metrics_raise_before_any_work():
 
 def test_metric_functions_live_in_their_module():
     assert METRICS["fid"].fn is metrics.fid and METRICS["nll"].needs_samples is False
+
+
+# -- cheap quality tracking for fine-tunes: kid_randconv and copy_rate against a reference -----------
+@pytest.fixture(scope="module")
+def upload_like():
+    """A stand-in for a prepared upload: 200 distinct MNIST training images under an upload's name."""
+    from aigc.data.images import ImageData
+    train = load_dataset("mnist", "train")
+    return ImageData("upload:digits", np.ascontiguousarray(train.images[:200]))
+
+
+def _measure(name, images, reference):
+    ctx = metrics.EvalContext(dataset=reference.name, device=torch.device("cpu"), n=len(images),
+                              images=images, reference=reference)
+    return METRICS[name](ctx)
+
+
+def test_copy_rate_is_calibrated_on_the_datas_own_spacing(upload_like, mnist_test):
+    """Fresh images of the same kind are rarely 'copies'; training images with a little pixel
+    noise nearly always are; repeated training images (a balanced upload) change nothing."""
+    from aigc.data.images import ImageData
+    rng = np.random.default_rng(0)
+    fresh = np.ascontiguousarray(mnist_test.images[:200])
+    picks = upload_like.images[rng.integers(0, len(upload_like), 200)].astype(np.float64)
+    noisy = np.clip(picks + rng.normal(0, 10, picks.shape), 0, 255).astype(np.uint8)
+    assert _measure("copy_rate", fresh, upload_like)["copy_rate"] <= 0.05
+    assert _measure("copy_rate", noisy, upload_like)["copy_rate"] >= 0.9
+    repeated = ImageData("upload:balanced", np.concatenate([upload_like.images, upload_like.images[:60]]))
+    assert _measure("copy_rate", fresh, repeated)["copy_rate"] <= 0.05
+    assert _measure("copy_rate", noisy, repeated)["copy_rate"] >= 0.9
+
+
+def test_kid_randconv_separates_real_from_noise_and_is_deterministic(upload_like, mnist_test):
+    from aigc.eval import randfeat
+    rng = np.random.default_rng(0)
+    real = np.ascontiguousarray(mnist_test.images[:200])
+    noise = rng.integers(0, 256, real.shape).astype(np.uint8)
+    k_real = _measure("kid_randconv", real, upload_like)["kid_randconv"]
+    k_noise = _measure("kid_randconv", noise, upload_like)["kid_randconv"]
+    assert abs(k_real) < 0.01 and k_noise > 100 * max(abs(k_real), 1e-3)
+    assert _measure("kid_randconv", real, upload_like)["kid_randconv"] == k_real
+    f = randfeat.features(real[:3])
+    assert f.shape == (3, randfeat.DIM) and np.isfinite(f).all()
+    rgb = randfeat.features(np.repeat(real[:3], 3, axis=-1))        # grey is tiled to 3 channels
+    assert np.allclose(f, rgb, atol=1e-5)
+
+
+def test_evaluate_against_a_reference_set(upload_like):
+    torch.manual_seed(0)
+    model = build("dcgan", tiny=True, resolution=28, channels=1)
+    res = evaluate(model, upload_like.name, metrics="kid_randconv,copy_rate", n=64, reference=upload_like)
+    assert {"kid_randconv", "copy_rate", "protocol"} <= set(res) and res["n"] == 64
+    assert "untrained 3-layer conv net" in res["protocol"] and "not comparable with Inception KID" in res["protocol"]
+    with pytest.raises(ValueError, match="need a built-in dataset"):
+        evaluate(model, upload_like.name, metrics="fid", n=8, reference=upload_like)
+    with pytest.raises(ValueError, match="reference images are"):
+        evaluate(build("dcgan", tiny=True, resolution=32, channels=3), upload_like.name, metrics="copy_rate", n=8,
+                 reference=upload_like)

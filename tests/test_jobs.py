@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,8 +39,11 @@ def test_end_to_end_queue_and_failure(tmp_path, zip64):
     """A 64-image job runs to 'done' and its model samples; a second job waits at position 1; a job
     with a bad base fails with a message and the manager goes on with the next one."""
     from aigc.pipelines import ImagePipeline
+    from demo.registry import ModelRegistry
 
     m = JobManager(tmp_path / "jobs", tmp_path / "user_models")
+    reg = ModelRegistry(tmp_path / "weights", user_models=tmp_path / "user_models")    # a running app's
+    m.on_publish(reg.add)
     try:
         a = m.submit(zip64, "dcgan", steps=6, name="../my cats!", **TINY)
         wait_for(lambda: m.status(a)["state"] != "queued", what="the first job to start")
@@ -57,6 +61,15 @@ def test_end_to_end_queue_and_failure(tmp_path, zip64):
         assert (dest / "config.json").is_file() and m.user_model_dirs() == [dest]
         imgs = ImagePipeline.from_pretrained(dest)(n=2, seed=0)
         assert imgs.images.shape == (2, 32, 32, 3)
+        # the app's registry has it without a restart; its quality was tracked and published
+        wait_for(lambda: "my-cats" in reg.image_models(), timeout=10, what="the registry to load the new model")
+        assert reg.version == 1 and reg.entries["my-cats"].user
+        series = {r["series"] for r in s["quality"]}
+        assert any(x.startswith("KID×1000") for x in series) and any(x.startswith("copy rate") for x in series)
+        assert s["quality"][0]["step"] == 0 and s["quality"][-1]["step"] == 6
+        metrics = json.loads((dest / "metrics.json").read_text())
+        assert {"kid_randconv", "copy_rate", "protocol"} <= set(metrics)
+        assert (dest / "README.md").read_text().startswith("# my-cats\n")
         f = m.wait(bad, timeout=60)
         assert f["state"] == "failed" and "no saved model" in f["error"], f
         assert m.wait(c, timeout=60)["state"] == "done"          # the manager kept working
@@ -145,7 +158,7 @@ def test_finetune_tab_handlers(tmp_path, zip64):
         h.cancel_job(jid)
         s = m.wait(jid, timeout=60)
         assert s["state"] in ("cancelled", "done")
-        text, bar, loss, prev = h.job_status(jid)
+        text, bar, loss, prev, quality = h.job_status(jid)
         assert s["state"] in text and "<progress" in bar
         upd, value = h.restore(mine, None)
         assert value == jid and [c[1] for c in upd["choices"]] == [jid]   # unknown ids dropped
@@ -168,5 +181,66 @@ def test_submit_refusals(tmp_path, zip64):
         with pytest.raises(JobError, match="no such upload"):
             m.submit(tmp_path / "missing.zip", "dcgan")
         assert m.jobs() == []
+    finally:
+        m.close()
+
+
+# -- base vs fine-tuned, and the registry learning about finished jobs ---------------------------------
+def _fake_done_job(root: Path, job_id: str, base: str, model_path: Path, name: str, state: str = "done") -> str:
+    d = root / job_id
+    d.mkdir(parents=True)
+    job = {"id": job_id, "name": name, "state": state, "step": 3, "total": 3, "eta_s": 0, "message": "done",
+           "error": None, "created": time.time(), "updated": time.time(), "pid": None,
+           "model_path": str(model_path), "spec": {"base": base, "upload_name": "x", "steps": 3}, "runs": 1}
+    (d / "job.json").write_text(json.dumps(job))
+    return job_id
+
+
+def test_compare_base_and_finetuned(tmp_path, one_thread):
+    """Images: two grids from the same seed (and classes), deterministic; a model trained from
+    scratch is shown alone with a note; text: the same prompt and seed through both models; a job
+    that is not done is refused."""
+    import gradio as gr
+    import torch
+
+    from aigc import checkpoint as ckpt
+    from aigc.registry import build
+    from aigc.text.tokenizer import CharTokenizer
+    from demo.finetune_tab import COMPARE_CHARS, FinetuneHandlers
+    from demo.registry import ModelRegistry
+    from studio_helpers import make_weights
+
+    weights = make_weights(tmp_path / "weights")
+    users = tmp_path / "user_models"
+    torch.manual_seed(5)
+    names = [f"c{i}" for i in range(10)]
+    tuned = ckpt.save_pretrained(build("dcgan", tiny=True, class_names=names), users / "tuned", meta={"dataset": "upload:x"})
+    scratch = ckpt.save_pretrained(build("vae", tiny=True), users / "scratch", meta={"dataset": "upload:y"})
+    tok = CharTokenizer.from_text("the moon is bright over the sea.\n")
+    lm = [build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok) for _ in range(2)]
+    text_base = ckpt.save_pretrained(lm[0], tmp_path / "elsewhere" / "text-base", meta={"dataset": "x"})
+    text_tuned = ckpt.save_pretrained(lm[1], users / "poems", meta={"dataset": "upload:z"})
+    reg = ModelRegistry(weights, user_models=users)
+    m = JobManager(tmp_path / "jobs", users)
+    try:
+        img = _fake_done_job(m.root, "20250101-000000-aaaaaa", str(weights / "dcgan-mnist"), tuned, "tuned")
+        new = _fake_done_job(m.root, "20250101-000001-bbbbbb", "vae", scratch, "scratch")
+        txt = _fake_done_job(m.root, "20250101-000002-cccccc", str(text_base), text_tuned, "poems")
+        h = FinetuneHandlers(reg, m)
+        b_img, t_img, b_txt, t_txt, info = h.compare(img, 7, "")
+        assert b_img.size == t_img.size and b_txt == t_txt == ""
+        assert np.asarray(b_img).tolist() != np.asarray(t_img).tolist()
+        assert "seed 7" in info and "dcgan-mnist** (base)" in info and "tuned** (fine-tuned)" in info
+        assert "c0, c1" in info and "calls the same class indices 0, 1" in info
+        assert np.array_equal(np.asarray(h.compare(img, 7, "")[1]), np.asarray(t_img))   # same seed, same grid
+        b_img, t_img, _, _, info = h.compare(new, 0, "")
+        assert b_img is None and t_img is not None and "trained from scratch" in info and "new model only" in info
+        _, _, b_txt, t_txt, info = h.compare(txt, 3, "the ")
+        assert len(b_txt) == len(t_txt) == COMPARE_CHARS and b_txt != t_txt
+        assert "text-base** (base)" in info and "seed 3" in info
+        assert h.compare(txt, 3, "the ")[3] == t_txt                                     # repeatable
+        j = _fake_done_job(m.root, "20250101-000003-dddddd", "dcgan", tuned, "later", state="cancelled")
+        with pytest.raises(gr.Error, match="is cancelled; compare once it is done"):
+            h.compare(j, 0, "")
     finally:
         m.close()

@@ -57,9 +57,10 @@ def test_tang_documents_cleaning():
         {"title": "缺字", "paragraphs": ["床前□月光，疑是地上霜。"]},                               # lost character
         {"title": "注", "paragraphs": ["国破山河在（一作「存」），城春草木深。", "感时花溅泪，恨别鸟惊心。"]},
         {"title": "no end", "paragraphs": ["床前明月光"]},
+        {"title": "囗", "paragraphs": ["春眠不觉囗，处处闻啼鸟。"]},                                # 囗 marks a lost character
     ]
     docs, counts = tang_documents(poems, convert=lambda s: s)
-    assert counts == {"poems": 5, "dropped_unclean": 2, "dropped_duplicate": 1}
+    assert counts == {"poems": 6, "dropped_unclean": 3, "dropped_duplicate": 1}
     assert [d.split("\n")[0] for d, _ in docs] == ["【五言绝句】静夜思", "【五言绝句】注"]
     assert docs[1][1] == "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。"        # the note is gone
 

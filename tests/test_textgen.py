@@ -179,3 +179,30 @@ def test_gradio_client_generate_text(weights):
         assert client.predict(**{**args, "max_length": 3}, api_name="/generate_text")[1] == 5   # still serving
     finally:
         demo.close()
+
+
+def test_published_text_model_appears_in_the_text_picker(weights, tmp_path):
+    """A fine-tuned language model published into the user-models folder is offered (and served)
+    by the Text tab without a restart."""
+    import shutil
+
+    import gradio as gr
+
+    from demo import ModelRegistry
+    from demo.text_tab import TextModels, build_text_tab
+
+    users = tmp_path / "user_models"
+    users.mkdir()
+    reg = ModelRegistry(weights, user_models=users)
+    models = TextModels.from_source(reg)
+    with gr.Blocks():
+        h = build_text_tab(models)
+    assert models.names() == ["tiny-text"] and h.model_pickers
+    shutil.copytree(weights / "tiny-text", users / "my-finetune")
+    up = models.picker_update("tiny-text")
+    assert [c[0] if isinstance(c, (tuple, list)) else c for c in up["choices"]] == ["tiny-text", "my-finetune"]
+    assert up["value"] == "tiny-text"
+    text, seed, _ = list(h.generate("my-finetune", "To be", 0.8, 0, 1.0, 1.0, 10, 3, ""))[-1]
+    assert seed == 3 and len(text) == 10
+    shutil.rmtree(users / "my-finetune")
+    assert models.picker_update("my-finetune")["value"] == "tiny-text"      # gone: back to one that exists

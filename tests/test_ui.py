@@ -234,6 +234,16 @@ def test_api_lists_the_named_endpoints(server):
     assert params == ["offsets"]
 
 
+def test_finetune_endpoints_through_the_client(server):
+    c = client(server)
+    text, bar, loss, preview, quality = c.predict("", api_name="/job_status")
+    assert "no job yet" in text and quality is None
+    with pytest.raises(Exception, match="no job selected"):
+        c.predict("", 0, "", api_name="/compare_finetune")
+    with pytest.raises(Exception, match="unknown job"):
+        c.predict("20990101-000000-abcdef", 0, "", api_name="/compare_finetune")
+
+
 def test_every_endpoint_through_the_client(server, tmp_path):
     c = client(server)
     gal, info = c.predict("vae-mnist", "any", 4, 2, 1.0, api_name="/sample")
@@ -367,7 +377,118 @@ def test_bounded_queue_and_per_session_state(weights):
 
     demo = build_demo(ModelRegistry(weights), queue_size=7)
     assert demo._queue.max_size == 7
-    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State) and isinstance(b.value, dict)]
     assert len(states) == 1 and states[0].value["base"] is None       # every session starts empty
     edit = [f for f in demo.fns.values() if f.api_name == "edit"][0]
     assert edit.trigger_mode == "always_last" and len(edit.inputs) == 2
+
+
+# =================================================================== user models appear while the app runs
+def _save_user_model(folder, kind="dcgan", seed=1, **kw):
+    import torch
+
+    from aigc import checkpoint as ckpt
+    from aigc.registry import build
+
+    torch.manual_seed(seed)
+    if kind == "char-lm":
+        from aigc.text.tokenizer import CharTokenizer
+        tok = CharTokenizer.from_text("once upon a time, a small model wrote.\n")
+        m = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
+    else:
+        m = build(kind, tiny=True, **kw)
+    return ckpt.save_pretrained(m, folder, meta={"dataset": "upload:x"}, metrics={"copy_rate": 0.0})
+
+
+def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
+    """New folders in the user-models folder are loaded by refresh() / add(); a name taken by a
+    shipped model gets a suffix; text models are offered by text_choices(); bad folders (pickled
+    weights, no config.json) are skipped with a logged reason; refresh is idempotent and safe from
+    many threads at once; a removed folder is forgotten."""
+    import logging
+    import threading
+
+    from demo.registry import ModelRegistry
+
+    users = tmp_path / "user_models"
+    _save_user_model(users / "early")                      # there before the app starts
+    reg = ModelRegistry(weights, user_models=users)
+    assert "early" in reg.image_models() and reg.entries["early"].user and reg.version == 0
+    assert reg.refresh() == [] and reg.version == 0
+
+    _save_user_model(users / "dcgan-mnist", seed=2)       # clashes with a shipped name
+    _save_user_model(users / "my-poems", kind="char-lm")
+    pickled = users / "pickled"
+    _save_user_model(pickled)
+    (pickled / "model.safetensors").write_bytes(b"\x80\x04" + b"\x00" * 64)   # a pickle, not safetensors
+    (users / "no-config").mkdir()
+    (users / ".tmp-20990101").mkdir()                      # a model being copied in: not looked at
+    caplog.set_level(logging.WARNING, logger="aigc.demo")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(reg.refresh())) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(n for r in results for n in r) == ["dcgan-mnist-user", "my-poems", "pickled"]   # loaded once
+    assert reg.version == 1 and reg.refresh() == [] and reg.version == 1
+    assert {"dcgan-mnist", "dcgan-mnist-user", "early"} <= set(reg.image_models())
+    assert reg.entries["dcgan-mnist"].path.parent == weights.resolve()        # the shipped one is untouched
+    assert "pickled" not in reg.image_models() and "refusing to unpickle" in reg.entries["pickled"].error
+    assert "no-config" not in reg.entries
+    logged = caplog.text
+    assert "pickled" in logged and "refusing to unpickle" in logged and "no-config" in logged and "no config.json" in logged
+    assert reg.text_choices() == ["my-poems"]
+    from demo.handlers import text_model_choices
+    upd = text_model_choices(reg, "gone")                  # what the Text tab's picker gets
+    assert upd["choices"] == ["my-poems"] and upd["value"] == "my-poems"
+    step = reg.text_pipeline("my-poems").generate("once", 5, temperature=0, seed=0)
+    assert len(step.text) == 5
+    with pytest.raises(ValueError, match="unknown text model 'dcgan-mnist'"):
+        reg.text_pipeline("dcgan-mnist")
+
+    name = reg.add(_save_user_model(users / "just-finished", seed=3))   # what a finished job does
+    assert name == "just-finished" and reg.entries[name].ready and reg.version == 2
+    assert reg.add(users / "just-finished") == name and reg.version == 2
+    assert reg.name_for(users / "just-finished") == name
+    import shutil
+    shutil.rmtree(users / "early")
+    reg.refresh()
+    assert "early" not in reg.entries and reg.version == 3
+
+
+def test_image_picker_refreshes_when_models_change(weights, tmp_path):
+    """The picker's handler returns new choices only when the registry changed since the page
+    last looked; build_demo wires it to page load, focus and every tab's `models_changed`."""
+    import types
+
+    import gradio as gr
+
+    from demo import build_demo
+    from demo.handlers import Studio
+    from demo.registry import ModelRegistry
+
+    users = tmp_path / "user_models"
+    reg = ModelRegistry(weights, user_models=users)
+    studio = Studio(reg, tmp_path / "tmp")
+    upd, v = studio.model_choices("vae-mnist", reg.version)
+    assert v == 0 and upd == gr.skip()                                   # nothing new: the page keeps its list
+    _save_user_model(users / "fresh")
+    upd, v = studio.model_choices("vae-mnist", 0)
+    assert v == 1 and "fresh" in upd["choices"] and upd["value"] == "vae-mnist"
+
+    def tab(registry):
+        changed = gr.Number(0, visible="hidden")
+        text_picker = gr.Dropdown(["a"], allow_custom_value=True)
+        return types.SimpleNamespace(models_changed=changed,
+                                     model_pickers=[(lambda: gr.update(choices=["a", "b"]), None, [text_picker])])
+
+    demo = build_demo(reg, extra_tabs={"Fine-tune": tab})
+    cfg = demo.get_config_file()
+    changed_id = next(b._id for b in demo.blocks.values() if isinstance(b, gr.Number) and b.visible == "hidden")
+    model_id = next(b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) == "model")
+    on_change = [d for d in cfg["dependencies"] if [changed_id, "change"] in [list(t) for t in d["targets"]]]
+    assert any(model_id in d["outputs"] for d in on_change)              # the Image tab's picker
+    assert len(on_change) >= 3                                           # + the Models table + the tab's own picker
+    on_focus = [d for d in cfg["dependencies"] if [model_id, "focus"] in [list(t) for t in d["targets"]]]
+    assert on_focus and model_id in on_focus[0]["outputs"]

@@ -323,6 +323,17 @@ def test_jsonl_text_with_tokenizer(job):
     assert prep.text.startswith("poem 0") and (jd / "report.json").is_file()
 
 
+def test_split_heldout_keeps_the_tail_out_of_training():
+    from aigc.data.uploads import split_heldout
+    text = "".join(f"line {i} of a poem\n" for i in range(200))
+    train, held, note = split_heldout(text, block_size=32)
+    assert train + held == text and held and "held out the last" in note
+    assert 0.08 * len(text) <= len(held) <= 0.11 * len(text) and train.endswith("\n")   # cut at a line break
+    short = "x" * 100
+    assert split_heldout(short, block_size=32) == (short, "", split_heldout(short, 32)[2])
+    assert "too short" in split_heldout(short, 32)[2]
+
+
 # -- the CLI --------------------------------------------------------------------------------------
 def test_finetune_cli_bad_data_exits_2(job, capsys):
     up, jd = job
@@ -353,6 +364,16 @@ def test_finetune_from_scratch_then_sample(job, capsys):
     cfg = json.loads((jd / "model" / "config.json").read_text())
     assert cfg["config"]["resolution"] == 32 and cfg["config"]["channels"] == 3
     assert cfg["config"]["class_names"] == ["cats", "dogs"]
+    # quality against the upload, at the start and at the end, into stats, metrics.json and the card
+    stats = [json.loads(ln) for ln in (jd / "stats.jsonl").read_text().splitlines()]
+    measured = [r for r in stats if "kid_randconv" in r]
+    assert [r["step"] for r in measured][0] == 0 and measured[-1]["step"] == 2
+    assert all(0.0 <= r["copy_rate"] <= 1.0 for r in measured)
+    metrics = json.loads((jd / "model" / "metrics.json").read_text())
+    assert metrics["kid_randconv"] == pytest.approx(measured[-1]["kid_randconv"], rel=1e-4)
+    assert "copy_rate" in metrics and "upload:good" in metrics["protocol"] and metrics["at_start"]
+    card = (jd / "model" / "README.md").read_text()
+    assert "trained from scratch on the upload `good.zip`" in card and "KID x 1000 in random-conv" in card
     png = jd / "s.png"
     assert main(["sample", str(jd), "--n", "4", "--label", "dogs", "--out", str(png)]) == 0
     assert Image.open(png).size[0] > 32
@@ -366,8 +387,14 @@ def test_finetune_text_char_lm(job, capsys):
                "--batch-size", "4", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "tokenizer: new" in out
+    assert "tokenizer: new" in out and "held out the last" in out
     assert (jd / "model" / "tokenizer.json").is_file() and (jd / "report.json").is_file()
+    assert json.loads((jd / "report.json").read_text())["heldout_chars"] > 32
+    stats = [json.loads(ln) for ln in (jd / "stats.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in stats if "nats_per_char" in r]            # held-out cross-entropy
+    assert steps[0] == 0 and steps[-1] == 2
+    metrics = json.loads((jd / "model" / "metrics.json").read_text())
+    assert metrics["nats_per_char"] > 0 and "held-out slice of upload:story" in metrics["protocol"]
     # ... and fine-tuning that model again uses its tokenizer, counting unknown characters
     p2 = up / "more.txt"
     p2.write_text("Once upon a time, a zebra — quietly — wrote again. " * 30, encoding="utf-8")

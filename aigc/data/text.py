@@ -25,7 +25,7 @@ Built-in corpora (files under data/text/):
   tang          The Tang poems (全唐诗, data/text/tang_poems.jsonl.gz, 57,607 poems), converted to
                 simplified characters with OpenCC (t2s) when the corpus is prepared, then cleaned:
                 editorial notes in （）〖〗[]{} removed; a poem is dropped if its body still holds
-                anything but hanzi and ，。？！； (e.g. □ for a lost character) or has no clause;
+                anything but hanzi and ，。？！； (e.g. □ or 囗 for a lost character) or has no clause;
                 exact duplicate bodies are dropped (the first kept). Each poem is laid out as in
                 aigc.text.forms (【form】title, one couplet a line, a blank line) with its form read
                 from its structure. Held out: every poem whose body's SHA-1 ends in a byte < 13
@@ -172,6 +172,9 @@ def _shakespeare(root: Path) -> tuple[str, str, dict]:
 _NOTES = re.compile(r"（[^（）]*）|〖[^〖〗]*〗|\[[^\[\]]*\]|\{[^{}]*\}|\([^()]*\)")
 
 
+LOST = "囗"      # the corpus's mark for a lost character (a hanzi in Unicode, so tested on its own)
+
+
 def tang_documents(poems, convert=None) -> tuple[list[tuple[str, str]], dict]:
     """[{"title", "paragraphs"}] -> ([(document text, body)], counts), cleaned as described above.
     `convert` maps traditional to simplified text (default: OpenCC t2s); it is applied to all
@@ -191,7 +194,7 @@ def tang_documents(poems, convert=None) -> tuple[list[tuple[str, str]], dict]:
         title, body = flat[2 * i], flat[2 * i + 1]
         body = _NOTES.sub("", body).replace(" ", "").replace("\u3000", "")
         title = " ".join(_NOTES.sub("", title).split())[:forms.MAX_TITLE_CHARS]
-        if (not body or not all(forms.is_hanzi(c) or c in forms.CLAUSE_END for c in body)
+        if (not body or not all(forms.is_hanzi(c) or c in forms.CLAUSE_END for c in body) or LOST in body
                 or body[-1] not in forms.CLAUSE_END
                 or any(c in "\n【】" for c in title)):
             counts["dropped_unclean"] += 1

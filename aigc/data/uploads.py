@@ -624,6 +624,31 @@ def prepare_text(path: str | Path, job_dir: str | Path | None = None, *, block_s
     return PreparedText(text, report)
 
 
+HELDOUT_SHARE = 0.1
+HELDOUT_MAX_CHARS = 50_000
+
+
+def split_heldout(text: str, block_size: int, share: float = HELDOUT_SHARE,
+                  max_chars: int = HELDOUT_MAX_CHARS) -> tuple[str, str, str]:
+    """(training text, held-out text, note): the last `share` of an uploaded text (at least
+    block_size + 2 characters, at most `max_chars`) is kept out of training so that its
+    cross-entropy measures generalisation during fine-tuning. The cut moves forward to the next
+    line break when one is within a tenth of the held-out length. Too short a text to spare
+    that much (the training part must keep block_size + 2 characters, the held-out part at most a
+    quarter of the text) is not split: held-out is "" and the note says why."""
+    n = len(text)
+    want = min(max(int(n * share), block_size + 2), max_chars)
+    if want > n // 4 or n - want < block_size + 2:
+        return text, "", (f"no held-out slice: {n:,} characters is too short to keep {want:,} out of training "
+                          f"(needs at least {4 * (block_size + 2):,})")
+    cut = n - want
+    nl = text.find("\n", cut, cut + max(1, want // 10))
+    if nl != -1 and n - (nl + 1) >= block_size + 2:
+        cut = nl + 1
+    return text[:cut], text[cut:], (f"held out the last {n - cut:,} characters ({(n - cut) / n:.0%}) to measure "
+                                     "cross-entropy on text the model does not train on")
+
+
 # -- dispatch and output -------------------------------------------------------------------------------
 def upload_kind(path: str | Path) -> str:
     """'images' for a .zip, 'text' for .txt / .jsonl; UploadError otherwise."""

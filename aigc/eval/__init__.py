@@ -20,7 +20,9 @@ Why it is built this way:
 FID/KID use the standard Inception network (`aigc.eval.inception`); its real statistics are
 cached under cache/fid/. `domain_fd` and `label_acc` use small per-dataset classifiers
 (`aigc.eval.classifier`, weights in data/eval/); they take seconds and suit tests and
-training curves. `nll` is the importance-weighted bound of a VAE on binarised test images.
+training curves. `kid_randconv` (KID in an untrained conv net's features, aigc.eval.randfeat) and
+`copy_rate` (share of samples that reproduce a training image) work against any image set
+(`reference=`, e.g. an upload) in well under a second: the fine-tune jobs' quality curves. `nll` is the importance-weighted bound of a VAE on binarised test images.
 """
 from __future__ import annotations
 
@@ -96,27 +98,43 @@ def _check_shape(shape_hwc: tuple, dataset: str, who: str) -> None:
 def evaluate(model, dataset: str, metrics=("fid", "kid"), n: int = 10000,
              device: str | torch.device = "cpu", seed: int = 0, batch_size: int | None = None, *,
              nll_k: int = 1000, nll_batch: int | None = None, kid_subsets: int = 100,
-             kid_subset_size: int = 1000, log: Callable[[str], None] | None = None) -> dict:
+             kid_subset_size: int = 1000, log: Callable[[str], None] | None = None,
+             reference=None) -> dict:
     """Measure `model` against `dataset`'s test split; returns one flat JSON-able dict.
 
     n: samples to generate (and, for 'nll', test images to score; the standard protocol is
     10,000). seed: fixes latents (and nll's binarisation and importance samples).
     batch_size: Inception batch (default 50 on CPU, 200 on CUDA). The model is moved to
     `device` for the evaluation and back afterwards; its train/eval mode is restored.
+    `reference`: an ImageData (e.g. a prepared upload) to measure against instead of a built-in
+    dataset (`dataset` then only names it); only metrics registered with reference_ok accept it
+    (kid_randconv, copy_rate).
     Raises ValueError for unknown or inapplicable metrics before doing any work."""
     names = resolve(metrics)
     if getattr(model, "modality", "image") != "image":
         raise ValueError(f"aigc.eval measures image models; this '{getattr(model, 'kind', '?')}' "
                          f"model's modality is {model.modality!r}")
-    dataset = canonical_name(dataset)
     n = int(n)
     if n < 2:
         raise ValueError("n must be at least 2")
-    _check(names, model, dataset, has_labels=bool(model.num_classes))
-    needs_samples = any(METRICS[m].needs_samples for m in names)
-    if needs_samples:
-        c, h, w = model.image_shape
-        _check_shape((h, w, c), dataset, f"this {model.kind} model's images")
+    if reference is not None:
+        bad = [m for m in names if not METRICS[m].reference_ok]
+        if bad:
+            ok = ", ".join(m for m, v in METRICS.items() if v.reference_ok)
+            raise ValueError(f"metric(s) {', '.join(bad)} need a built-in dataset; against your own "
+                             f"images use {ok}")
+        dataset = str(dataset or getattr(reference, "name", "reference"))
+        if tuple(model.image_shape) != tuple(reference.shape):
+            raise ValueError(f"this {model.kind} model makes {model.image_shape} (C x H x W) images; the "
+                             f"reference images are {reference.shape}")
+        needs_samples = True
+    else:
+        dataset = canonical_name(dataset)
+        _check(names, model, dataset, has_labels=bool(model.num_classes))
+        needs_samples = any(METRICS[m].needs_samples for m in names)
+        if needs_samples:
+            c, h, w = model.image_shape
+            _check_shape((h, w, c), dataset, f"this {model.kind} model's images")
     device = torch.device(device)
     original = model.device
     was_training = model.training
@@ -131,7 +149,7 @@ def evaluate(model, dataset: str, metrics=("fid", "kid"), n: int = 10000,
         ctx = EvalContext(dataset=dataset, device=device, seed=int(seed), n=n, images=images,
                           labels=labels, model=model, batch_size=batch_size, nll_k=nll_k,
                           nll_batch=nll_batch, kid_subsets=kid_subsets,
-                          kid_subset_size=kid_subset_size, log=log)
+                          kid_subset_size=kid_subset_size, log=log, reference=reference)
         return _run(ctx, names, {"model_kind": model.kind})
     finally:
         model.to(original)

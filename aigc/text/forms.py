@@ -151,7 +151,7 @@ class FormConstraint:
         self.write_title = write_title
         self.chars = tokenizer.chars
         V = len(self.chars)
-        hanzi = torch.tensor([is_hanzi(c) for c in self.chars])
+        hanzi = torch.tensor([is_hanzi(c) and c != "囗" for c in self.chars])   # 囗: a lost-character mark
         hanzi[tokenizer.unk_id] = False
 
         def one(ch):

@@ -4,6 +4,7 @@ A run folder holds:
   options.json   the resolved options (everything needed to repeat or resume the run)
   stats.jsonl    one JSON line per log interval: step, epoch, losses, lr, images/s, metrics
   samples/       grids on fixed seeds every `sample_every` steps
+  eval.json      the latest periodic evaluation in full (numbers and the protocol that measured them)
   model/         the latest weights as a saved model (config.json + model.safetensors + card)
   state.pt       exact resumption state (weights, optimisers, step, RNG), weights_only-loadable
 Ctrl-C saves a checkpoint before exiting; `--resume RUN` continues at the saved step.
@@ -59,8 +60,11 @@ class TrainOptions:
     sample_every: int = 500
     ckpt_every: int = 1000
     eval_every: int = 0               # steps between metric evaluations (0: never)
-    eval_metric: str = "domain_fd"    # metric logged (and compared with target) at eval_every
-    eval_n: int = 2000                # samples for that metric
+    eval_metric: str = "domain_fd"    # metric(s) logged at eval_every, comma-separated; the first is compared with target
+    eval_n: int = 2000                # samples for image metrics (text: at most this many held-out windows, <= 400)
+    eval_budget: float = 0.0          # > 0: skip a due evaluation when it would bring the time spent evaluating
+                                      # above this share of the training time so far (the final one always runs)
+    eval_at_start: bool = False       # also evaluate before the first step (the starting point of the curve)
     target: float | None = None       # log the time at which eval_metric first reaches <= target
     stop_at_target: bool = False      # ... and stop there
     tiny: bool = False                # tiny preset (tests)
@@ -85,8 +89,12 @@ def _json_safe(opts: TrainOptions) -> dict:
 class Run:
     """One training run: resolved options, data, model, objective and the run folder."""
 
-    def __init__(self, opts: TrainOptions, data=None, resume: str | None = None):
+    def __init__(self, opts: TrainOptions, data=None, resume: str | None = None, heldout=None):
+        """`heldout`: text kinds, the held-out text to measure (a TextData or token ids) when the
+        data has no 'val' split of its own (an upload); image data that is not a built-in dataset
+        is measured against itself (see `eval_reference`)."""
         self.info = distributed.init(opts.device)
+        self.heldout = heldout
         self.resume_state = None
         if resume:
             run_dir = Path(resume)
@@ -108,10 +116,10 @@ class Run:
             raise ValueError(f"{self.dir} already holds a run; continue it with --resume {self.dir} "
                              "or choose a new --out")
         if get_kind(opts.model).modality == "text":
-            if opts.eval_metric == "domain_fd":        # the image default means nothing for text
-                opts.eval_metric = "nats_per_char"
             if data is None:
                 data = self._load_text_data()
+            if opts.eval_metric == "domain_fd":        # the image default means nothing for text
+                opts.eval_metric = getattr(data, "eval_metric", "nats_per_char")
         self.data = data if data is not None else load_dataset(opts.data, "train")
         if opts.batch_size % self.info.world:
             raise ValueError(f"batch size {opts.batch_size} is not divisible by {self.info.world} processes")
@@ -153,6 +161,10 @@ class Run:
     def _load_text_data(self):
         """A text kind's training text, in the block size (and tokenizer) the model will have."""
         o = self.opts
+        from ..data.lines import LINE_DATASETS, load_line_dataset
+        if o.data in LINE_DATASETS:            # one line per example (the sentence VAE)
+            tok = ckpt.from_pretrained(o.init_from).tokenizer if o.init_from else None
+            return load_line_dataset(o.data, "train", tokenizer=tok)
         if o.init_from:
             base = ckpt.from_pretrained(o.init_from)
             return load_text_dataset(o.data, "train", base.config.block_size, tokenizer=base.tokenizer)
@@ -250,17 +262,66 @@ class Run:
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
         ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
-    def evaluate(self) -> float:
+    @property
+    def eval_names(self) -> list[str]:
+        return [m.strip() for m in str(self.opts.eval_metric).split(",") if m.strip()]
+
+    def eval_reference(self):
+        """The image set the metrics compare with: None for a built-in dataset (its own splits),
+        else the training data itself (an upload has no test split)."""
+        from ..data.images import canonical_name
+        try:
+            canonical_name(self.data.name)
+            return None
+        except ValueError:
+            return self.data
+
+    def evaluate_all(self) -> dict:
+        """Every metric of `eval_metric` -> the full result (numbers, and a `protocol` line when
+        the metric code gives one)."""
+        if hasattr(self.data, "evaluate"):      # data that scores its own held-out split
+            return {self.eval_names[0]: self.data.evaluate(self.model, self.eval_names[0])}
         if self.model.modality == "text":
             # held-out nats/char on an evenly spaced subset of full-context windows (see CharLM.nll)
+            windows = max(1, min(TEXT_EVAL_WINDOWS, int(self.opts.eval_n)))
             if getattr(self, "_val_ids", None) is None:
-                self._val_ids = load_text_dataset(self.data.name, "val", self.model.config.block_size,
-                                                  tokenizer=self.model.tokenizer).ids
-            return self.model.nats_per_char(self._val_ids, max_windows=TEXT_EVAL_WINDOWS, batch_size=64)
+                if self.heldout is not None:
+                    self._val_ids = getattr(self.heldout, "ids", self.heldout)
+                    self._val_what = f"a held-out slice of {self.data.name} ({len(self._val_ids):,} characters)"
+                else:
+                    self._val_ids = load_text_dataset(self.data.name, "val", self.model.config.block_size,
+                                                      tokenizer=self.model.tokenizer).ids
+                    self._val_what = f"the {self.data.name} validation split"
+            nats = self.model.nats_per_char(self._val_ids, max_windows=windows, batch_size=64)
+            return {"nats_per_char": nats, "bits_per_char": nats / math.log(2),
+                    "protocol": (f"held-out cross-entropy (nats/char) on {self._val_what}: at most {windows} "
+                                 f"evenly spaced windows of {self.model.config.block_size} characters, each "
+                                 f"scoring only characters it sees with full context")}
         from ..eval import evaluate
-        res = evaluate(self.model, self.data.name, metrics=(self.opts.eval_metric,), n=self.opts.eval_n,
-                       device=str(self.device), seed=0)
-        return float(res[self.opts.eval_metric])
+        return evaluate(self.model, self.data.name, metrics=self.eval_names, n=self.opts.eval_n,
+                        device=str(self.device), seed=0, reference=self.eval_reference())
+
+    @staticmethod
+    def _metric_value(res: dict, name: str) -> float:
+        if name in res:
+            return float(res[name])
+        return float(next(v for k, v in res.items() if k.startswith(name) and isinstance(v, (int, float))))
+
+    def evaluate(self) -> float:
+        """The first metric of `eval_metric`."""
+        return self._metric_value(self.evaluate_all(), self.eval_names[0])
+
+    def _eval_record(self) -> dict:
+        """Evaluate -> the numbers for stats.jsonl (the full result goes to eval.json)."""
+        res = self.evaluate_all()
+        ckpt.atomic_write_json(self.dir / "eval.json", {"step": self.step, **res})
+        out = {}
+        for k, v in res.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and any(k.startswith(m) for m in self.eval_names):
+                out[k] = float(f"{v:.6g}")
+        first = self.eval_names[0]
+        out.setdefault(first, float(f"{self._metric_value(res, first):.6g}"))
+        return out
 
     def _count_flops(self, x, y, rng) -> float | None:
         """Model FLOPs of one training step (forward + backward, all networks), counted by
@@ -301,8 +362,16 @@ class Run:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.time()
         eval_s = 0.0                      # time spent evaluating, excluded from train_s
-        t_log, n_log = time.time(), 0
+        last_eval_s = 0.0                 # the latest evaluation's cost (predicts the next one's)
         reached = None
+        first_metric = self.eval_names[0] if o.eval_every else None
+        if main and o.eval_every and o.eval_at_start and self.step == 0:
+            t_eval = time.time()
+            rec = {"step": 0, "epoch": 0.0, "time_s": 0.0, **self._eval_record()}
+            eval_s = last_eval_s = time.time() - t_eval
+            rec["eval_s"] = round(eval_s, 2)
+            self.log(rec)
+        t_log, n_log = time.time(), 0
         try:
             while self.step < o.total_steps:
                 rng = StepRNG(o.seed, self.step, self.device, self.info.rank, self.info.world)
@@ -331,15 +400,19 @@ class Run:
                     rec.update({k: round(v, 5) for k, v in logs.items()})
                     if self.device.type == "cuda":
                         rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
-                    if main and o.eval_every and (self.step % o.eval_every == 0 or done):
+                    due = bool(o.eval_every) and (self.step % o.eval_every == 0 or done)
+                    if due and not done and o.eval_budget and o.eval_budget > 0:
+                        due = eval_s + last_eval_s <= o.eval_budget * (time.time() - t0 - eval_s)
+                    if main and due:
                         t_eval = time.time()
-                        rec[o.eval_metric] = round(self.evaluate(), 4)
-                        eval_s += time.time() - t_eval
-                        rec["eval_s"] = round(time.time() - t_eval, 2)
-                        if o.target is not None and rec[o.eval_metric] <= o.target and reached is None:
+                        rec.update(self._eval_record())
+                        last_eval_s = time.time() - t_eval
+                        eval_s += last_eval_s
+                        rec["eval_s"] = round(last_eval_s, 2)
+                        if o.target is not None and rec[first_metric] <= o.target and reached is None:
                             reached = {"step": self.step, "time_s": round(time.time() - t0, 2),
                                        "train_s": round(time.time() - t0 - eval_s, 2),
-                                       o.eval_metric: rec[o.eval_metric]}
+                                       first_metric: rec[first_metric]}
                             rec["target_reached"] = reached
                     if main:
                         self.log(rec)
@@ -382,8 +455,8 @@ class Run:
         return self.dir / "model"
 
 
-def train(opts: TrainOptions, data=None, resume: str | None = None) -> Path:
-    run = Run(opts, data=data, resume=resume)
+def train(opts: TrainOptions, data=None, resume: str | None = None, heldout=None) -> Path:
+    run = Run(opts, data=data, resume=resume, heldout=heldout)
     try:
         return run.train()
     finally:

@@ -198,9 +198,43 @@ class CharLMObjective(Objective):
         return {"loss": loss.item(), "grad_norm": float(norm)}
 
 
+class TextVAEObjective(Objective):
+    """The sentence VAE's loss (TextVAE.loss: KL annealing, word dropout, free bits, all set in the
+    model's config; the loop's kl_warmup option is not used). Adam at 1e-3, the usual choice for
+    recurrent VAEs of this size; gradients clipped to norm 5, a safety net against the occasional
+    exploding step of a recurrent net (Pascanu et al. 2013). x: N x T ids (-1 after each line's
+    end), y: N lengths."""
+
+    def __init__(self, model, opts, nets):
+        super().__init__(model, opts, nets)
+        lr = opts.lr or 1e-3
+        self.base_lr = {"vae": lr}
+        self.optimizers["vae"] = torch.optim.Adam(nets["vae"].parameters(), lr=lr)
+
+    def step(self, x, y, rng, step):
+        if y is None or y.dim() != 1:
+            raise ValueError("a text-vae trains on one line per example (--data tang-lines), "
+                             "not on windows of running text")
+        self.set_lr(step)
+        c = self.model.config
+        eps = rng.randn(x.shape[0], c.latent_dim)
+        keep = rng.rand(x.shape[0], x.shape[1] + 1) >= c.word_dropout
+        with self.amp():
+            out = self.nets["vae"](x, y, step, eps, keep)
+        loss = out["loss"].float()
+        opt = self.optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        out = {k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()}
+        norm = torch.nn.utils.clip_grad_norm_(self.nets["vae"].parameters(), 5.0)
+        opt.step()
+        return {"loss": loss.item(), "rec": out["rec"].item(), "kl": out["kl"].item(), "beta": out["beta"],
+                "grad_norm": float(norm)}
+
+
 def trainable_nets(model) -> dict[str, torch.nn.Module]:
     """The modules an objective updates (each wrapped in DDP separately when distributed)."""
-    if model.kind == "vae":
+    if model.kind in ("vae", "text-vae"):
         return {"vae": model}
     if model.kind == "char-lm":
         return {"lm": model}
@@ -214,4 +248,6 @@ def make_objective(model, opts, nets):
         return GANObjective(model, opts, nets)
     if model.kind == "char-lm":
         return CharLMObjective(model, opts, nets)
+    if model.kind == "text-vae":
+        return TextVAEObjective(model, opts, nets)
     raise ValueError(f"no training objective for model kind {model.kind!r}")

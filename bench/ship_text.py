@@ -1,0 +1,90 @@
+"""Ship a trained char-lm run as a model under weights/: weights, training record, held-out score,
+samples on fixed seeds and a model card with the commands that reproduce it.
+
+    .venv/bin/python bench/ship_text.py RUN NAME --title T --summary S --train-command C \\
+        --hardware H [--extra-file F] [--prompts P ...] [--poems]
+
+RUN is a training run folder (its model/ is copied), NAME the folder under weights/. The
+held-out cross-entropy is computed exactly as `python -m aigc eval NAME --heldout --json` does
+and stored in metrics.json, along with the run's time-to-target if it reached one. The copy is
+atomic: the new folder is built beside weights/NAME and swapped in with os.replace.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    from aigc import checkpoint as ckpt
+    from aigc.cards import write_card
+    from aigc.catalog import record_metrics
+    from aigc.data.text import load_text_corpus
+    from aigc.textcli import score_text
+    from aigc.textgen import TextPipeline
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="training run folder")
+    ap.add_argument("name", help="folder name under weights/")
+    ap.add_argument("--title", required=True, help="card title line")
+    ap.add_argument("--summary", required=True, help="card summary paragraph")
+    ap.add_argument("--train-command", required=True, help="the exact training command")
+    ap.add_argument("--hardware", required=True, help="where and how long it trained")
+    ap.add_argument("--extra-file", default=None, help="markdown appended to the card")
+    ap.add_argument("--prompts", nargs="*", default=["\n"], help="prompts for samples.txt")
+    ap.add_argument("--poems", action="store_true", help="samples.txt: one poem of every form (Tang models)")
+    a = ap.parse_args(argv)
+
+    run, dest = Path(a.run), ROOT / "weights" / a.name
+    tmp = dest.with_name(f".{a.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run / "model", tmp)
+    (tmp / "training").mkdir(exist_ok=True)
+    for f in ("options.json", "stats.jsonl", "summary.json"):
+        if (run / f).is_file():
+            shutil.copy2(run / f, tmp / "training" / f)
+
+    model = ckpt.from_pretrained(tmp)
+    dataset = model.meta.get("dataset")
+    _, val, _, _ = load_text_corpus(dataset)
+    res = score_text(model, val)
+    res.update({"dataset": dataset, "split": "held-out", "params": sum(p.numel() for p in model.parameters())})
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    if summary.get("time_to_target"):
+        res["time_to_target"] = summary["time_to_target"]
+    record_metrics(tmp, res)
+
+    pipe = TextPipeline(model, name=a.name)
+    parts = []
+    if a.poems and pipe.forms:
+        for i, form in enumerate(pipe.forms):
+            poem = list(pipe.stream_poem(form, seed=i, temperature=0.8))[-1].text
+            parts.append(f"--- {form}, seed {i}, temperature 0.8 (python -m aigc sample {a.name} --form {form} "
+                         f"--n 1 --seed {i}) ---\n{poem}\n")
+    for i, p in enumerate(a.prompts):
+        text = pipe.generate(p, max_new=300, temperature=0.8, seed=i).text
+        parts.append(f"--- prompt {p!r}, seed {i}, temperature 0.8 ---\n{p}{text}\n")
+    ckpt.atomic_write_text(tmp / "samples.txt", "\n".join(parts))
+
+    extra = Path(a.extra_file).read_text(encoding="utf-8") if a.extra_file else ""
+    write_card(tmp, title=a.name, summary=a.summary, train_command=a.train_command,
+               eval_command=f"python -m aigc eval {a.name} --heldout --json", hardware=a.hardware, extra=extra)
+    old = dest.with_name(f".{a.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    print(json.dumps(res, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
