@@ -69,7 +69,8 @@ class LatentHandlers:
                 raise ValueError(f"each slider is between -{SLIDER_RANGE:g} and {SLIDER_RANGE:g}")
             r = pipe.edit(line, c)
             mark = "" if r["well_formed"] else " (not a well-formed line)"
-            return f"edited: **{r['line']}**{mark}"
+            same = " (the same as the unmoved line: move further)" if any(c) and r["line"] == pipe.edit(line, [0.0] * len(c))["line"] else ""
+            return f"edited: **{r['line']}**{mark}{same}"
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
@@ -109,8 +110,8 @@ class LatentHandlers:
         labels = []
         for i in range(N_SLIDERS):
             if i < len(dirs):
-                v = dirs[i].get("variance")
-                labels.append(f"{dirs[i].get('name', f'PC{i + 1}')}" + (f" ({100 * v:.1f}% of variance)" if isinstance(v, float) and v <= 1 else ""))
+                v = dirs[i].get("explained")
+                labels.append(f"{dirs[i].get('name', f'PC{i + 1}')}" + (f" ({100 * v:.1f}% of the variance)" if isinstance(v, float) else ""))
             else:
                 labels.append(f"direction {i + 1}")
         return labels
