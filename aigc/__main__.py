@@ -166,6 +166,8 @@ def cmd_finetune(args) -> int:
         raise UsageError("--steps must be at least 1")
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise UsageError("--max-minutes must be positive")
     data_path = Path(args.data)
     if not data_path.is_file():
         raise UsageError(f"--data {args.data}: no such file")
@@ -246,6 +248,7 @@ def cmd_finetune(args) -> int:
     if upload == "text" and heldout is None:
         eval_every = 0
     opts = TrainOptions(model=kind, data=data.name, out=str(out), max_steps=args.steps, batch_size=batch,
+                        max_minutes=args.max_minutes,
                         device=args.device, seed=args.seed, tiny=args.tiny and base_path is None,
                         init_from=None if base_path is None else str(base_path),
                         log_every=min(50, args.steps), sample_every=max(args.steps, 1),
@@ -333,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="a .zip of images (one folder per class), or a .txt / .jsonl text file")
     s.add_argument("--out", required=True, help="job folder: report.json, preview.png and the run (model/) go here")
     s.add_argument("--steps", type=int, default=500, help="optimiser steps (default 500)")
+    s.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget: the learning-rate schedule follows whichever of steps and minutes is further along, and training stops when either is spent")
     s.add_argument("--resolution", type=int, default=None, choices=[28, 32, 64], help="image size (default: the base model's, else 32)")
     s.add_argument("--batch-size", type=int, default=32, help="batch size (default 32; lowered for tiny sets)")
     s.add_argument("--balance", action="store_true", help="repeat images of smaller classes so every class is equally frequent")

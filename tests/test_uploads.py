@@ -439,3 +439,16 @@ def test_labels_need_class_folders(job):
     prep = prepare_image_zip(make_zip(up / "mixed.zip", mixed))
     assert prep.data.labels is None and "outside class folders" in prep.report["labels_note"]
     assert not jd.exists()
+
+
+def test_finetune_time_budget(job, capsys):
+    """--max-minutes stops a fine-tune when the time is spent, whatever --steps says."""
+    up, jd = job
+    p = make_zip(up / "good.zip", good_members(32))
+    assert main(["finetune", "dcgan", "--data", str(p), "--out", str(jd), "--max-minutes", "0", "--tiny"]) == 2
+    assert "--max-minutes must be positive" in capsys.readouterr().err and not jd.exists()
+    rc = main(["finetune", "dcgan", "--data", str(p), "--out", str(jd), "--steps", "100000", "--max-minutes", "0.03",
+               "--tiny", "--resolution", "32", "--batch-size", "8", "--no-progress", "--eval-every", "0"])
+    assert rc == 0, capsys.readouterr().out
+    summary = json.loads((jd / "summary.json").read_text())
+    assert 1 <= summary["steps"] < 100000 and summary["train_s"] < 60
