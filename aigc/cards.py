@@ -73,22 +73,6 @@ def write_card(directory: str | Path, *, title: str, summary: str, train_command
 QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char")
 
 
-def _stats(run_dir: Path) -> list[dict]:
-    out = []
-    try:
-        lines = (Path(run_dir) / "stats.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for ln in lines:
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out
-
-
 def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
                         title: str | None = None) -> dict:
     """After `aigc finetune`: the quality measured during training (the run's eval.json and
@@ -100,7 +84,8 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
         final = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         final = {}
-    rows = [r for r in _stats(run_dir) if any(k in r for k in QUALITY_KEYS)]
+    from .jobs import read_stats          # (jobs imports nothing heavy: no cycle, no torch)
+    rows = [r for r in read_stats(run_dir) if any(k in r for k in QUALITY_KEYS)]
     start = next((r for r in rows if r["step"] == 0), None)
     metrics = ckpt.read_metrics(model_dir)
     for k in QUALITY_KEYS + ("copy_rate_median_ratio", "bits_per_char"):

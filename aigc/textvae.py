@@ -299,9 +299,8 @@ def cli_eval(path, args) -> int:
                    seed=_integer(args.seed, "--seed", 0, SEED_MAX))
     res["model"] = pipe.name
     if args.save:
-        metrics = ckpt.read_metrics(path)
-        metrics.update(res)
-        ckpt.atomic_write_json(Path(path) / "metrics.json", metrics)
+        from .catalog import record_metrics
+        record_metrics(Path(path), res)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
     else:
