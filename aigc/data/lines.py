@@ -32,6 +32,7 @@ import torch
 
 from ..text import forms
 from ..text.tokenizer import CharTokenizer
+from .text import check_split, load_text_corpus
 
 LOST_CHAR = "囗"
 LINE_LENGTHS = (5, 7)
@@ -52,7 +53,6 @@ def poem_clauses(text: str, lengths=LINE_LENGTHS) -> list[str]:
 
 
 def _tang_lines(data_dir) -> tuple[list[str], list[str], dict, CharTokenizer]:
-    from .text import load_text_corpus
     train_text, val_text, corpus_info, _ = load_text_corpus("tang", data_dir)
     clauses = poem_clauses(train_text)
     clean = [c for c in clauses if LOST_CHAR not in c]
@@ -166,10 +166,7 @@ def load_line_dataset(name: str, split: str = "train", tokenizer: CharTokenizer 
                       data_dir: str | Path | None = None) -> LineData:
     """A line dataset split ('train' or 'val'/'test') as LineData; the tokenizer defaults to the
     corpus's own (pass a model's to encode lines as that model reads them)."""
-    if split == "test":
-        split = "val"
-    if split not in ("train", "val"):
-        raise ValueError(f"unknown split {split!r}; use 'train' or 'val'")
+    split = check_split(split)
     train, val, info, tok = load_line_corpus(name, data_dir)
     return LineData(name=name, lines=train if split == "train" else val, tokenizer=tokenizer or tok,
                     split=split, info=dict(info), val_lines=val)

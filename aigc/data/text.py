@@ -253,16 +253,22 @@ def load_text_corpus(name: str, data_dir: str | Path | None = None):
     return _CACHE[key]
 
 
+def check_split(split: str) -> str:
+    """'train', or 'val' (alias 'test': the held-out part); anything else is refused."""
+    if split == "test":
+        split = "val"
+    if split not in ("train", "val"):
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'val'")
+    return split
+
+
 def load_text_dataset(name: str, split: str = "train", block_size: int = 256,
                       tokenizer: CharTokenizer | None = None,
                       data_dir: str | Path | None = None) -> TextData:
     """A built-in text split as TextData. split: 'train', or 'val' (alias 'test'): the held-out
     text. The tokenizer defaults to the corpus's own (built from its training text), so both
     splits share ids; pass a model's tokenizer to encode the text exactly as that model reads it."""
-    if split == "test":
-        split = "val"
-    if split not in ("train", "val"):
-        raise ValueError(f"unknown split {split!r}; use 'train' or 'val'")
+    split = check_split(split)
     train, val, info, tok = load_text_corpus(name, data_dir)
     return TextData(name=name, text=train if split == "train" else val, tokenizer=tokenizer or tok,
                     block_size=block_size, split=split, info=dict(info))
