@@ -260,8 +260,10 @@ def cmd_finetune(args) -> int:
     how = f"fine-tuned {base_name}" if base_path is not None else f"trained a new {kind}"
     from .cards import write_finetune_card
     write_finetune_card(path, base=base_name if base_path is not None else None, kind=kind,
-                        upload=data_path.name, steps=args.steps)
-    print(f"{how} for {args.steps} steps; saved model to {path}")
+                        upload=data_path.name, steps=args.steps, max_minutes=args.max_minutes)
+    done = int(read_config(path).get("train", {}).get("steps") or args.steps)
+    print(f"{how} for {done} steps" + (f" (stopped by the {args.max_minutes:g}-minute limit)" if done < args.steps else "")
+          + f"; saved model to {path}")
     return 0
 
 
@@ -303,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="run folder to create (options.json, stats.jsonl, samples/, model/)")
     s.add_argument("--epochs", type=float, default=None, help="budget in passes over the data")
     s.add_argument("--max-steps", type=int, default=None, help="budget in optimiser steps")
-    s.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; saves and stops when spent")
+    s.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of the whole run (a resume continues its clock); saves and stops when spent")
     s.add_argument("--batch-size", type=int, default=128, help="global batch size (default 128)")
     s.add_argument("--lr", type=float, default=None, help="learning rate (default: the kind's own)")
     s.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps (default 0)")

@@ -74,7 +74,7 @@ QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char")
 
 
 def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
-                        title: str | None = None) -> dict:
+                        title: str | None = None, max_minutes: float | None = None) -> dict:
     """After `aigc finetune`: the quality measured during training (the run's eval.json and
     stats.jsonl beside model/) into metrics.json, and a model card saying what was trained on what
     and how it was measured. Returns the metrics written."""
@@ -101,8 +101,12 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
     ckpt.atomic_write_json(model_dir / "metrics.json", metrics)
 
     cfg = ckpt.read_config(model_dir)
+    trained = int(cfg.get("train", {}).get("steps") or steps)
+    limit = f"{max_minutes:g}-minute" if max_minutes else ""
     how = (f"Fine-tuned from `{base}`" if base else f"A new `{kind}` trained from scratch") + \
-          f" on the upload `{upload}` for {steps:,} steps."
+          f" on the upload `{upload}` for {trained:,} steps" + \
+          (f" (stopped by its {limit} time limit; {steps:,} were allowed)." if trained < steps and limit else
+           f" (time limit {limit})." if limit else ".")
     title = title or (model_dir.name if model_dir.name != "model" else f"{base or kind} on {upload}")
     lines = [f"# {title}", "", how, ""]
     lines += ["## Quality on the uploaded data (measured during training)", ""]
@@ -120,6 +124,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
         lines += ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
     lines += ["## Reproduce", "", "```",
               f"python -m aigc finetune {base or kind} --data {upload} --out RUN --steps {steps}"
+              + (f" --max-minutes {max_minutes:g}" if max_minutes else "")
               + (f" --resolution {cfg['config'].get('resolution')}" if cfg.get("modality", "image") == "image" else ""),
               "```", "", "## Training facts", "",
               f"- kind `{cfg['kind']}`, dataset `{cfg.get('dataset')}`, "

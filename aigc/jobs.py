@@ -42,6 +42,7 @@ STATES = ("queued", "preparing", "running", "done", "failed", "cancelled", "inte
 ACTIVE = ("preparing", "running")
 RESUMABLE = ("cancelled", "interrupted", "failed")
 IMAGE_RESOLUTIONS = (28, 32, 64)
+MAX_MINUTES = 24 * 60          # the longest time limit a job may ask for (one day)
 _REPO = Path(__file__).resolve().parent.parent
 _NON_LOSS = {"step", "epoch", "time_s", "img_per_s", "tok_per_s", "lr", "peak_mem_gb", "eval_s",
              "kid_randconv", "copy_rate", "copy_rate_median_ratio", "nats_per_char", "bits_per_char"}
@@ -126,10 +127,19 @@ def quality_curve(stats: list[dict]) -> list[dict]:
             if isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)]
 
 
-def _eta(stats: list[dict], total: int) -> float | None:
-    """Seconds left, from the rate over the last few log lines of the current run segment."""
+def _eta(stats: list[dict], total: int, budget_s: float | None = None) -> float | None:
+    """Seconds left: from the step rate over the last few log lines of the current run segment,
+    capped by what is left of a time budget (the run's clock continues across resumes)."""
     if not stats:
         return None
+    by_steps = _eta_steps(stats, total)
+    if budget_s:
+        left = max(0.0, budget_s - float(stats[-1].get("time_s", 0.0)))
+        return left if by_steps is None else min(by_steps, left)
+    return by_steps
+
+
+def _eta_steps(stats: list[dict], total: int) -> float | None:
     b = prev = stats[-1]
     a = None
     for r in reversed(stats[-6:-1]):
@@ -141,6 +151,12 @@ def _eta(stats: list[dict], total: int) -> float | None:
         ds, dt = b["step"] - a["step"], b["time_s"] - a["time_s"]
         return max(0.0, (total - b["step"]) * dt / ds)
     return None
+
+
+def _budget_s(job: dict) -> float | None:
+    """A job's time limit in seconds (None: steps only)."""
+    m = (job.get("spec") or {}).get("max_minutes")
+    return float(m) * 60 if m else None
 
 
 def _error_tail(log: Path, n_lines: int = 15) -> str:
@@ -244,8 +260,11 @@ class JobManager:
     # -- API ------------------------------------------------------------------------------------
     def submit(self, data: str | Path, base: str, *, steps: int = 500, resolution: int | None = None,
                batch_size: int = 32, name: str | None = None, tiny: bool = False, seed: int = 0,
-               balance: bool = False) -> str:
-        """Queue a job: copy the upload into the job folder, return the new job id."""
+               balance: bool = False, max_minutes: float | None = None) -> str:
+        """Queue a job: copy the upload into the job folder, return the new job id.
+
+        max_minutes: a wall-clock budget beside the steps (None: steps only); the job stops at
+        whichever comes first, and its learning-rate schedule follows whichever is further along."""
         src = Path(data)
         if not src.is_file():
             raise JobError(f"{src.name}: no such upload")
@@ -255,6 +274,11 @@ class JobManager:
             raise JobError(f"resolution must be one of {', '.join(map(str, IMAGE_RESOLUTIONS))}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise JobError("batch size must be at least 1")
+        if max_minutes is not None:
+            if isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float)) \
+                    or not 0 < max_minutes <= MAX_MINUTES:
+                raise JobError(f"the time limit must be more than 0 and at most {MAX_MINUTES:,} minutes")
+            max_minutes = float(max_minutes)
         if len(self._queue) >= self.max_queue:
             raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again later")
         base = str(base)
@@ -267,7 +291,7 @@ class JobManager:
         shutil.copyfile(src, upload)
         spec = {"data": str(upload), "upload_name": src.name, "base": base, "steps": steps,
                 "resolution": resolution, "batch_size": batch_size, "tiny": bool(tiny), "seed": int(seed),
-                "balance": bool(balance), "device": self.device}
+                "balance": bool(balance), "device": self.device, "max_minutes": max_minutes}
         job = {"id": job_id, "name": safe_name(name or f"{Path(base).name}-{src.stem}"), "state": "queued",
                "step": 0, "total": steps, "eta_s": None, "message": "waiting for its turn", "error": None,
                "created": time.time(), "updated": time.time(), "pid": None, "model_path": None,
@@ -302,7 +326,8 @@ class JobManager:
 
     def status(self, job_id: str) -> dict:
         """job.json plus: position, resumable, loss (rows step/value/series), preview (latest sample
-        grid path), data_preview (the upload's preview), report (the preparation report)."""
+        grid path), data_preview (the upload's preview), report (the preparation report),
+        budget_s (the time limit, None without one) and elapsed_s (the run's clock)."""
         d = self._dir(job_id)
         with self._lock:
             j = self._read(job_id)
@@ -311,7 +336,9 @@ class JobManager:
         stats = read_stats(run)
         if j["state"] in ACTIVE and stats:
             j["step"] = stats[-1]["step"]
-            j["eta_s"] = _eta(stats, j["total"])
+            j["eta_s"] = _eta(stats, j["total"], _budget_s(j))
+        j["budget_s"] = _budget_s(j)
+        j["elapsed_s"] = float(stats[-1].get("time_s", 0.0)) if stats else 0.0
         j["loss"] = loss_curve(stats)
         j["quality"] = quality_curve(stats)
         measured = [r for r in stats if any(k in r for k in QUALITY_SERIES)]
@@ -460,7 +487,7 @@ class JobManager:
             if job_id not in self._cancel_requested:
                 fields["message"] = "training"
         if stats and stats[-1]["step"] != j.get("step"):
-            fields.update(step=stats[-1]["step"], eta_s=_eta(stats, fields.get("total", j["total"])))
+            fields.update(step=stats[-1]["step"], eta_s=_eta(stats, fields.get("total", j["total"]), _budget_s(j)))
         if fields:
             self._update(job_id, **fields)
 
@@ -515,7 +542,10 @@ class JobManager:
         shutil.copytree(src, tmp)
         meta_path = tmp / "job.json"
         _write_json(meta_path, {"job": job_id, "name": j.get("name"), "base": j["spec"]["base"],
-                                "upload": j["spec"]["upload_name"], "steps": j["spec"]["steps"]})
+                                "upload": j["spec"]["upload_name"],
+                                "steps": ((_read_json(src / "config.json") or {}).get("train") or {}).get(
+                                    "steps", j["spec"]["steps"]),
+                                "max_steps": j["spec"]["steps"], "max_minutes": j["spec"].get("max_minutes")})
         card = tmp / "README.md"
         try:                          # the card's title: the name the model is published under
             text = card.read_text(encoding="utf-8")
@@ -567,6 +597,8 @@ def _worker(job_dir: Path) -> int:
         argv.append("--tiny")
     if spec.get("balance"):
         argv.append("--balance")
+    if spec.get("max_minutes"):
+        argv += ["--max-minutes", repr(float(spec["max_minutes"]))]
     return cli.main(argv)
 
 

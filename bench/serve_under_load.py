@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default="new:dcgan", help="Fine-tune tab's base value (new:KIND trains from scratch)")
     ap.add_argument("--resolution", default="32")
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--minutes", type=float, default=0, help="the job's time limit in minutes (0: steps only)")
     ap.add_argument("--name", default="emoji-faces-bench")
     ap.add_argument("-n", type=int, default=60, help="requests of each kind, idle and under load")
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between rounds under load")
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
             print("  " + summary(k, v))
         sys.stdout.flush()
 
-        out = client.predict(handle_file(a.zip), a.base, a.resolution, a.steps, a.name, [],
+        out = client.predict(handle_file(a.zip), a.base, a.resolution, a.steps, a.minutes, a.name, [],
                              api_name="/start_job")
         job_id = out[0] if isinstance(out, (list, tuple)) else out
         print(f"\nsubmitted job {job_id} through /start_job ({a.base}, {a.steps} steps, resolution {a.resolution})",

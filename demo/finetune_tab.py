@@ -4,7 +4,8 @@
 
 Named endpoints (gradio_client):
   /check_upload  (file, base, resolution)            -> report (markdown), data preview
-  /start_job     (file, base, resolution, steps, name, my_jobs) -> job id, ...
+  /start_job     (file, base, resolution, steps, minutes, name, my_jobs) -> job id, ...
+                 (minutes: a time limit beside the steps; 0 or empty: steps only)
   /job_status    (job_id)                            -> progress text, bar, loss rows, preview, quality rows
   /cancel_job    (job_id)                            -> progress text
   /resume_job    (job_id)                            -> progress text
@@ -36,7 +37,7 @@ import gradio as gr
 
 from aigc.data.uploads import (UploadError, format_report, prepare_image_zip, prepare_text, split_heldout,
                                upload_kind)
-from aigc.jobs import IMAGE_RESOLUTIONS, QUALITY_SERIES, JobError, JobManager
+from aigc.jobs import IMAGE_RESOLUTIONS, MAX_MINUTES, QUALITY_SERIES, JobError, JobManager
 
 from .handlers import SEED_MAX, check_int, friendly
 
@@ -167,8 +168,9 @@ class FinetuneHandlers:
         return "```\n" + format_report(prep.report) + f"\n  {note}" + "\n```", None
 
     @friendly
-    def start_job(self, file, base, resolution, steps, name, my_jobs):
-        """Queue a job -> (job id, my_jobs, job picker update, status text)."""
+    def start_job(self, file, base, resolution, steps, minutes, name, my_jobs=None):
+        """Queue a job -> (job id, my_jobs, job picker update, status text). The job stops at
+        `steps` or after `minutes` of training, whichever comes first (0 / empty: no time limit)."""
         path = self._file(file)
         value, kind, cfg = self._base(base)
         try:
@@ -178,14 +180,29 @@ class FinetuneHandlers:
         steps_i = int(x) if x.is_integer() else -1
         if isinstance(steps, bool) or not 1 <= steps_i <= STEPS_MAX:
             raise ValueError(f"steps must be a whole number from 1 to {STEPS_MAX:,}")
+        limit = self._minutes(minutes)
         upload_kind(path)
         res = self._resolution(resolution, cfg)
         if name is not None and not isinstance(name, str):
             raise ValueError("the model name must be text")
-        job_id = self.jobs.submit(path, value, steps=steps_i, resolution=res, name=name or None)
+        job_id = self.jobs.submit(path, value, steps=steps_i, resolution=res, name=name or None,
+                                  max_minutes=limit)
         mine = [job_id] + [j for j in (my_jobs or []) if isinstance(j, str) and j != job_id][:MY_JOBS_MAX - 1]
         s = self.jobs.status(job_id)
         return job_id, mine, gr.update(choices=self._job_choices(mine), value=job_id), self._text(s)
+
+    @staticmethod
+    def _minutes(minutes) -> float | None:
+        """The time-limit box -> minutes, or None for no limit (0 or empty)."""
+        if minutes is None or (isinstance(minutes, str) and not minutes.strip()):
+            return None
+        try:
+            m = float(minutes)
+        except (TypeError, ValueError):
+            raise ValueError("the time limit must be a number of minutes (0: none)") from None
+        if isinstance(minutes, bool) or not (0 <= m <= MAX_MINUTES):
+            raise ValueError(f"the time limit must be from 0 (none) to {MAX_MINUTES:,} minutes")
+        return m or None
 
     @friendly
     def job_status(self, job_id):
@@ -316,7 +333,11 @@ class FinetuneHandlers:
         if s["state"] == "queued" and s.get("position"):
             lines.append(f"place in the queue: {s['position']}")
         if s["state"] in ("preparing", "running"):
-            lines.append(f"step {s['step']:,} / {s['total']:,}, about {_fmt_eta(s.get('eta_s'))} left")
+            line = f"step {s['step']:,} / {s['total']:,}, about {_fmt_eta(s.get('eta_s'))} left"
+            if s.get("budget_s"):
+                line += (f" (time limit {_fmt_eta(s['budget_s'])}: {_fmt_eta(s.get('elapsed_s') or 0)} used; "
+                         "it stops at whichever of steps and time comes first)")
+            lines.append(line)
         if s.get("message"):
             lines.append(html.escape(str(s["message"])))
         if s["state"] == "failed" and s.get("error"):
@@ -348,6 +369,8 @@ class FinetuneHandlers:
     @staticmethod
     def _bar(s: dict) -> str:
         frac = 1.0 if s["state"] == "done" else (s["step"] / s["total"] if s.get("total") else 0.0)
+        if s["state"] != "done" and s.get("budget_s"):        # a time limit: whichever is further along
+            frac = max(frac, (s.get("elapsed_s") or 0.0) / s["budget_s"])
         return (f'<progress max="1000" value="{int(1000 * min(max(frac, 0.0), 1.0))}" style="width:100%"></progress>'
                 f"<div>{100 * frac:.0f}%</div>")
 
@@ -387,6 +410,8 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
             with gr.Row():
                 resolution = gr.Dropdown([AUTO, *map(str, IMAGE_RESOLUTIONS)], value=AUTO, label="resolution (images)")
                 steps = gr.Number(500, precision=0, minimum=1, maximum=STEPS_MAX, label="steps")
+                minutes = gr.Number(0, minimum=0, maximum=MAX_MINUTES, label="time limit, minutes (0: none)",
+                                    info="stops at whichever of steps and time comes first")
             name = gr.Textbox("", label="name of the new model", placeholder="my-model", max_length=48)
             with gr.Row():
                 check_btn = gr.Button("Check data")
@@ -431,7 +456,8 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
 
     check_btn.click(h.check_upload, [upload, base, resolution], [report, data_preview], api_name="check_upload",
                     concurrency_id="finetune-check", concurrency_limit=1)
-    train_btn.click(h.start_job, [upload, base, resolution, steps, name, my_jobs], [job_id, my_jobs, pick, status],
+    train_btn.click(h.start_job, [upload, base, resolution, steps, minutes, name, my_jobs],
+                    [job_id, my_jobs, pick, status],
                     api_name="start_job")
     pick.input(lambda j: j, [pick], [job_id], api_visibility="private", queue=False)
     job_id.change(h.job_status, [job_id], [status, bar, loss, preview, quality], api_name="job_status", queue=False)

@@ -192,6 +192,21 @@ def test_resume_continues_at_the_right_step_with_the_same_state(kind, tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+def test_resume_continues_the_clock_of_a_time_budget(tmp_path):
+    """--max-minutes counts the whole run: the checkpoint records the time spent, and a resume whose
+    budget that time already exhausts stops after a single step instead of starting a new clock."""
+    common = dict(model="vae", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
+    train(TrainOptions(out=str(tmp_path / "r"), max_steps=3, **common), data=small_data())
+    spent = ckpt.load_state(tmp_path / "r" / "state.pt")["elapsed_s"]
+    assert spent > 0
+    train(TrainOptions(out=str(tmp_path / "r"), max_steps=1000, max_minutes=spent / 60, **common),
+          data=small_data(), resume=str(tmp_path / "r"))
+    stats = [json.loads(l) for l in (tmp_path / "r" / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats] == [1, 2, 3, 4]
+    assert stats[3]["time_s"] >= spent                       # the log's clock continues too
+    assert ckpt.load_state(tmp_path / "r" / "state.pt")["elapsed_s"] > spent
+
+
 def test_same_seed_same_samples():
     m = build("dcgan", tiny=True)
     pipe = ImagePipeline(m, name="t")

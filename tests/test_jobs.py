@@ -150,10 +150,14 @@ def test_finetune_tab_handlers(tmp_path, zip64):
         with pytest.raises(gr.Error, match="text file"):
             h.check_upload(str(zip64), "new:char-lm", "auto")
         with pytest.raises(gr.Error, match="steps"):
-            h.start_job(str(zip64), "new:dcgan", "32", 2.5, "", [])
+            h.start_job(str(zip64), "new:dcgan", "32", 2.5, 0, "", [])
+        for bad_minutes in (-1, "ten", float("nan"), 10 ** 6):
+            with pytest.raises(gr.Error, match="time limit"):
+                h.start_job(str(zip64), "new:dcgan", "32", 3, bad_minutes, "", [])
         md, preview = h.check_upload(str(zip64), "new:dcgan", "32")
         assert "64 images kept" in md and preview.size[0] > 32
-        jid, mine, pick, text = h.start_job(str(zip64), "new:dcgan", "32", 3, "tab model", ["20990101-000000-abcdef"])
+        jid, mine, pick, text = h.start_job(str(zip64), "new:dcgan", "32", 3, 0, "tab model", ["20990101-000000-abcdef"])
+        assert m.status(jid)["spec"]["max_minutes"] is None            # 0: steps only
         assert mine[0] == jid and "tab-model" in text
         h.cancel_job(jid)
         s = m.wait(jid, timeout=60)
@@ -178,9 +182,32 @@ def test_submit_refusals(tmp_path, zip64):
             m.submit(zip64, "dcgan", steps=2, resolution=33)
         with pytest.raises(JobError, match="steps"):
             m.submit(zip64, "dcgan", steps=0)
+        for bad in (0, -2, True, "5", float("inf")):
+            with pytest.raises(JobError, match="time limit"):
+                m.submit(zip64, "dcgan", steps=2, max_minutes=bad)
         with pytest.raises(JobError, match="no such upload"):
             m.submit(tmp_path / "missing.zip", "dcgan")
         assert m.jobs() == []
+    finally:
+        m.close()
+
+
+def test_time_limited_job_stops_on_its_clock(tmp_path, zip64):
+    """A job with a time limit stops at whichever of steps and minutes comes first: here the clock,
+    long before its 100,000 steps; the status shows the limit, the card and job.json the steps run."""
+    m = JobManager(tmp_path / "jobs", tmp_path / "user_models")
+    try:
+        a = m.submit(zip64, "dcgan", steps=100_000, max_minutes=0.05, name="clocked", **TINY)
+        s = m.wait(a, timeout=90)
+        assert s["state"] == "done", s
+        assert s["budget_s"] == pytest.approx(3.0) and s["elapsed_s"] >= 3.0
+        assert 1 <= s["step"] < 100_000
+        dest = Path(s["model_path"])
+        meta = json.loads((dest / "job.json").read_text())
+        assert meta["steps"] == s["step"] and meta["max_steps"] == 100_000 and meta["max_minutes"] == 0.05
+        card = (dest / "README.md").read_text()
+        assert f"for {s['step']:,} steps (stopped by its 0.05-minute time limit" in card
+        assert "--max-minutes 0.05" in card
     finally:
         m.close()
 
@@ -244,3 +271,12 @@ def test_compare_base_and_finetuned(tmp_path, one_thread):
             h.compare(j, 0, "")
     finally:
         m.close()
+
+
+def test_eta_is_capped_by_the_time_limit():
+    from aigc.jobs import _eta
+    stats = [{"step": 10 * i, "time_s": float(i)} for i in range(1, 7)]      # 10 steps a second
+    assert _eta(stats, 1000) == pytest.approx(94.0)                          # 940 steps left
+    assert _eta(stats, 1000, budget_s=30.0) == pytest.approx(24.0)           # the clock ends first
+    assert _eta(stats, 100, budget_s=3600.0) == pytest.approx(4.0)           # the steps end first
+    assert _eta(stats, 1000, budget_s=5.0) == 0.0

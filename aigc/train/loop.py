@@ -40,7 +40,7 @@ class TrainOptions:
     out: str = "runs/run"             # run folder
     epochs: float | None = None       # budget in passes over the data ...
     max_steps: int | None = None      # ... or in optimiser steps (the smaller wins)
-    max_minutes: float | None = None  # wall-clock budget; the run saves and stops when it is spent
+    max_minutes: float | None = None  # wall-clock budget for the whole run (a resume continues the clock)
     batch_size: int = 128             # global batch (split across processes under torchrun)
     lr: float | None = None           # None: the objective's default for the kind
     lr_scale: bool = True             # scale lr by sqrt(batch/128) for large batches
@@ -194,12 +194,21 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.objective.load_state_dict(state["objective"])
         self.step = int(state["step"])
+        # the wall clock continues across resumes, so --max-minutes (and the lr schedule that follows
+        # it) counts the whole run, not each segment; states written before this field start at 0
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
 
     def _state(self) -> dict:
         return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "objective": self.objective.state_dict(), "step": self.step,
-                "torch_rng": torch.get_rng_state(), "format": "aigc-train-state/1"}
+                "torch_rng": torch.get_rng_state(), "format": "aigc-train-state/1",
+                "elapsed_s": round(self._elapsed(), 3)}
+
+    def _elapsed(self) -> float:
+        """Seconds of this run so far, over every segment (a resume continues the clock)."""
+        t0 = getattr(self, "_t0", None)
+        return time.time() - t0 if t0 is not None else getattr(self, "elapsed_before", 0.0)
 
     # -- data ------------------------------------------------------------------------------------
     def batch(self, step: int, rng=None):
@@ -360,7 +369,7 @@ class Run:
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        t0 = time.time()
+        t0 = self._t0 = time.time() - getattr(self, "elapsed_before", 0.0)
         eval_s = 0.0                      # time spent evaluating, excluded from train_s
         last_eval_s = 0.0                 # the latest evaluation's cost (predicts the next one's)
         reached = None
