@@ -258,6 +258,9 @@ def cmd_finetune(args) -> int:
                         eval_n=256 if upload == "images" else 64, eval_budget=0.1, eval_at_start=True)
     path = train(opts, data=data, heldout=heldout)
     how = f"fine-tuned {base_name}" if base_path is not None else f"trained a new {kind}"
+    if upload == "images":                 # kept beside the model for the nearest-image check
+        from .nearest import save_training_images
+        save_training_images(path, data)
     from .cards import write_finetune_card
     write_finetune_card(path, base=base_name if base_path is not None else None, kind=kind,
                         upload=data_path.name, steps=args.steps, max_minutes=args.max_minutes)

@@ -122,6 +122,10 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
                       "memorisation; read it together with the copy rate.", ""]
     else:
         lines += ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
+    from .nearest import TRAINING_IMAGES
+    if (model_dir / TRAINING_IMAGES).is_file():
+        lines += [f"`{TRAINING_IMAGES}` beside the weights holds the prepared training images (uint8, read "
+                  "without unpickling), so that any sample can be compared with its nearest training image.", ""]
     lines += ["## Reproduce", "", "```",
               f"python -m aigc finetune {base or kind} --data {upload} --out RUN --steps {steps}"
               + (f" --max-minutes {max_minutes:g}" if max_minutes else "")

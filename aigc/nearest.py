@@ -9,7 +9,9 @@ images to their nearest training image: a sample much closer than that deserves 
 from __future__ import annotations
 
 import threading
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +19,9 @@ import torch
 from .data.images import ImageData, canonical_name, load_dataset
 
 _LOCK = threading.Lock()
-_INDEXES: dict[str, "TrainingIndex"] = {}
+_INDEXES: dict = {}
+TRAINING_IMAGES = "training_images.npz"   # beside a model trained on an upload: the images as prepared
+MAX_SAVED_BYTES = 256 * 2 ** 20           # larger prepared sets are not copied into the model folder
 
 
 @dataclass
@@ -73,11 +77,20 @@ class TrainingIndex:
         return out
 
     def reference(self, n: int = 200) -> float | None:
-        """Median distance from `n` test images to their nearest training image."""
+        """Median distance from `n` test images to their nearest training image; with no test set
+        (an upload), from `n` training images to their nearest *other* training image."""
         if self._reference is None and self._reference_data is not None:
             d, _ = self.distances(self._reference_data.images[:n])
             self._reference = float(d.median())
+        elif self._reference is None and len(self) >= 2:
+            d, _ = self.distances(self.data.images[:n], k=2)
+            self._reference = float(d[:, 1].median())
         return self._reference
+
+    @property
+    def reference_is_test(self) -> bool:
+        """True when reference() measures held-out test images, False when training images."""
+        return self._reference_data is not None
 
 
 def index_for(dataset: str) -> TrainingIndex:
@@ -92,3 +105,55 @@ def index_for(dataset: str) -> TrainingIndex:
                 test = None
             _INDEXES[name] = TrainingIndex(train, test)
         return _INDEXES[name]
+
+
+def save_training_images(model_dir: str | Path, data: ImageData) -> Path | None:
+    """Keep the images a model was trained on (as prepared, distinct, uint8) beside it, so that its
+    samples can be checked against them later; atomic. None when the set is too large to copy."""
+    from .checkpoint import atomic_path
+    flat = data.images.reshape(len(data), -1)
+    _, first = np.unique(flat, axis=0, return_index=True)    # a balanced set repeats images: once each
+    keep = np.sort(first)
+    images = np.ascontiguousarray(data.images[keep])
+    if images.nbytes > MAX_SAVED_BYTES:
+        return None
+    arrays = {"images": images, "class_names": np.array([str(c) for c in data.class_names], dtype=np.str_)}
+    if data.labels is not None:
+        arrays["labels"] = np.asarray(data.labels, dtype=np.int64)[keep]
+    path = Path(model_dir) / TRAINING_IMAGES
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return path
+
+
+def load_training_images(path: str | Path, name: str = "training images") -> ImageData:
+    """Read a training_images.npz (never unpickles); ValueError when it is not what we wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images = z["images"]
+            labels = z["labels"] if "labels" in z.files else None
+            names = [str(c) for c in z["class_names"]] if "class_names" in z.files else []
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{Path(path).name}: not a readable set of training images ({e})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) or len(images) < 1:
+        raise ValueError(f"{Path(path).name}: expected uint8 images N x H x W x (1 or 3), got {images.dtype} {images.shape}")
+    if labels is not None and (labels.shape != (len(images),) or labels.dtype.kind not in "iu"):
+        raise ValueError(f"{Path(path).name}: labels do not match the images")
+    return ImageData(name, images, None if labels is None else labels.astype(np.int64), names)
+
+
+def index_for_model(model_dir: str | Path | None, dataset: str | None) -> TrainingIndex:
+    """The index a model's samples should be compared with: the images it was trained on when they
+    are saved beside it (a model trained on an upload), else its built-in dataset's training split."""
+    path = Path(model_dir) / TRAINING_IMAGES if model_dir is not None else None
+    if path is not None and path.is_file():
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        with _LOCK:
+            if key not in _INDEXES:
+                _INDEXES[key] = TrainingIndex(load_training_images(path, name=f"{Path(model_dir).name} training images"))
+            return _INDEXES[key]
+    if not dataset:
+        raise ValueError("this model does not record its training images, so there is nothing to compare with")
+    return index_for(dataset)

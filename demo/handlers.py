@@ -428,20 +428,22 @@ class Studio:
     @friendly
     def nearest(self, state):
         """The training image nearest to the editor's image, and how near it is."""
-        from aigc.nearest import index_for
+        from aigc.nearest import TRAINING_IMAGES, index_for_model
 
         rec = self._current(state)
         e = self.reg.get(rec.model)
-        if not e.dataset:
+        if not e.dataset and not (Path(e.path) / TRAINING_IMAGES).is_file():
             raise ValueError(f"{e.name} does not record its training set, so there is nothing to compare with")
         img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
-        idx = index_for(e.dataset)
+        idx = index_for_model(e.path, e.dataset)
         m = idx.query(img)[0][0]
         ref = idx.reference()
         verdict = ""
         if ref:
             r = m.distance / ref
-            verdict = (f" A held-out test image is typically {ref:.2f} from its nearest training image; "
+            typical = ("A held-out test image is typically {:.2f} from its nearest training image; " if idx.reference_is_test
+                       else "A training image is typically {:.2f} from its nearest other training image; ")
+            verdict = (" " + typical.format(ref)
                        + ("this sample is **much closer: it may be a copy**." if r < 0.5 else
                           "this sample is not unusually close: **no sign of copying**."))
         cls = f", class {m.label_name}" if m.label_name is not None else ""

@@ -70,6 +70,13 @@ def test_end_to_end_queue_and_failure(tmp_path, zip64):
         metrics = json.loads((dest / "metrics.json").read_text())
         assert {"kid_randconv", "copy_rate", "protocol"} <= set(metrics)
         assert (dest / "README.md").read_text().startswith("# my-cats\n")
+        # its samples can be checked against the images it was trained on (kept beside it)
+        from demo.handlers import Studio, new_state
+        studio = Studio(reg, tmp_path / "ui")
+        _, _, st = studio.sample("my-cats", "any", 0, 1, 1.0, new_state())
+        st = studio.open_sample(st, 0)[-1]
+        pair, md = studio.nearest(st)
+        assert "Nearest of 64 training images" in md and "nearest other training image" in md, md
         f = m.wait(bad, timeout=60)
         assert f["state"] == "failed" and "no saved model" in f["error"], f
         assert m.wait(c, timeout=60)["state"] == "done"          # the manager kept working

@@ -238,3 +238,32 @@ def test_nearest_finds_the_training_image():
     assert idx.reference() < 1e-3
     with pytest.raises(ValueError):
         idx.query(np.zeros((32, 32, 1), np.uint8))
+
+
+def test_training_images_saved_beside_a_model(tmp_path):
+    """An upload-trained model keeps its prepared images (distinct, uint8, no pickle); the nearest
+    check uses them, with leave-one-out distances as the scale since an upload has no test split."""
+    from aigc.nearest import TRAINING_IMAGES, index_for_model, load_training_images, save_training_images
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    balanced = np.concatenate([images, images[:10]])             # --balance repeats images
+    labels = np.concatenate([np.arange(40) % 2, np.zeros(10, int)])
+    path = save_training_images(tmp_path, ImageData("upload:x", balanced, labels, ["cat", "dog"]))
+    assert path == tmp_path / TRAINING_IMAGES and not list(tmp_path.glob("*.tmp*"))
+    back = load_training_images(path)
+    assert np.array_equal(back.images, images) and list(back.labels) == list(np.arange(40) % 2)
+    assert back.class_names == ["cat", "dog"]
+    idx = index_for_model(tmp_path, None)
+    assert len(idx) == 40 and not idx.reference_is_test
+    m = idx.query(images[7])[0][0]
+    assert m.index == 7 and m.label_name == "dog"
+    assert idx.reference() > 10                                # random images are far from each other
+    with pytest.raises(ValueError, match="nothing to compare"):
+        index_for_model(tmp_path / "elsewhere", None)
+    # not what we wrote: a pickled object array, wrong dtype, garbage
+    np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object))
+    np.savez(tmp_path / "f32.npz", images=np.zeros((2, 8, 8, 1), np.float32))
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    for bad in ("obj.npz", "f32.npz", "junk.npz"):
+        with pytest.raises(ValueError, match=bad):
+            load_training_images(tmp_path / bad)
