@@ -53,6 +53,19 @@ def _models_table(registry: ModelRegistry) -> str:
     return "\n".join(rows)
 
 
+def _model_card(registry: ModelRegistry, name: str | None) -> str:
+    """A model's card (its README.md, read when the model was found); the picker's choice."""
+    e = registry.entries.get(name) if isinstance(name, str) else None
+    if e is None:
+        return "_pick a model to read its card_"
+    return e.card or "_no model card_"
+
+
+def _card_choices(registry: ModelRegistry, current: str | None):
+    names = list(registry.entries)
+    return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+
 def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, fast_edit: bool = True,
                extra_tabs: dict[str, Callable[[ModelRegistry], None]] | None = None) -> gr.Blocks:
     """The whole app. `extra_tabs` maps a tab title to a function that lays out that tab (called
@@ -213,9 +226,10 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
             # ---------------------------------------------------------------- Models
             with gr.Tab("Models", id="models"):
                 models_md = gr.Markdown(_models_table(registry))
-                for e in registry.entries.values():
-                    with gr.Accordion(f"{e.name} — model card", open=False):
-                        gr.Markdown(e.card or "_no model card_")
+                names = list(registry.entries)
+                card_pick = gr.Dropdown(names, value=names[0] if names else None, label="model card",
+                                        elem_id="card-pick")
+                card_md = gr.Markdown(_model_card(registry, names[0] if names else None), elem_id="model-card")
 
             built = []
             for title, builder in {**{t: None for t in PLACEHOLDER_TABS}, **(extra_tabs or {})}.items():
@@ -237,6 +251,11 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
         changed = [b.models_changed.change for b in built if getattr(b, "models_changed", None) is not None]
         gr.on([demo.load, model.focus, *changed], studio.model_choices, [model, models_seen], [model, models_seen],
               api_visibility="private", queue=False, show_progress="hidden")
+        # every model's card, new ones included (the picker's choices follow the registry)
+        gr.on([demo.load, card_pick.focus, *changed], lambda cur: _card_choices(registry, cur), [card_pick],
+              [card_pick], api_visibility="private", queue=False, show_progress="hidden")
+        card_pick.change(lambda name: _model_card(registry, name), [card_pick], [card_md],
+                         api_visibility="private", queue=False, show_progress="hidden")
         if changed:
             gr.on(changed, lambda: _models_table(registry), None, models_md, api_visibility="private",
                   queue=False, show_progress="hidden")

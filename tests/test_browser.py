@@ -175,6 +175,9 @@ def test_a_finished_model_reaches_the_page_without_a_reload(page, app_url):
                            timeout=15_000)
     page.get_by_role("tab", name="Models").click()
     page.wait_for_selector("text=fresh-model", timeout=10_000)           # only the change event refreshes it
+    page.click("#card-pick input")                                     # its card can be read, no restart
+    page.click("ul[role=listbox] >> text=fresh-model")
+    page.wait_for_selector("#model-card >> text=fresh-model", timeout=10_000)
     page.get_by_role("tab", name="Image").click()
     page.click("#model input")
     page.wait_for_selector("ul[role=listbox] >> text=fresh-model")
