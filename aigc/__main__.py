@@ -168,6 +168,7 @@ def cmd_finetune(args) -> int:
         raise UsageError("--batch-size must be at least 1")
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise UsageError("--max-minutes must be positive")
+    overrides = _parse_set(args.set)
     data_path = Path(args.data)
     if not data_path.is_file():
         raise UsageError(f"--data {args.data}: no such file")
@@ -179,6 +180,8 @@ def cmd_finetune(args) -> int:
         base_path = resolve_model_path(args.base)
         base_cfg = read_config(base_path)
         kind = base_cfg["kind"]
+        if overrides:
+            raise UsageError("--set changes a new model's config; a fine-tuned model keeps its base's")
     if kind not in FINETUNE_KINDS:
         raise UsageError(f"{args.base} is a {kind}: fine-tuning supports {', '.join(FINETUNE_KINDS)}")
     modality = get_kind(kind).modality
@@ -218,7 +221,7 @@ def cmd_finetune(args) -> int:
             if tok is None:
                 raise UsageError(f"{base_name} has no tokenizer.json; cannot encode text for it")
         else:
-            tok, block = None, make_config(kind, tiny=args.tiny).block_size
+            tok, block = None, make_config(kind, tiny=args.tiny, **overrides).block_size
         prep = prepare_text(data_path, block_size=block, tokenizer=tok)
         report = prep.report
         if tok is None:
@@ -249,7 +252,7 @@ def cmd_finetune(args) -> int:
         eval_every = 0
     opts = TrainOptions(model=kind, data=data.name, out=str(out), max_steps=args.steps, batch_size=batch,
                         max_minutes=args.max_minutes,
-                        device=args.device, seed=args.seed, tiny=args.tiny and base_path is None,
+                        device=args.device, seed=args.seed, tiny=args.tiny and base_path is None, config=overrides,
                         init_from=None if base_path is None else str(base_path),
                         log_every=min(50, args.steps), sample_every=max(args.steps, 1),
                         ckpt_every=max(args.steps, 1000), progress=not args.no_progress,
@@ -263,7 +266,8 @@ def cmd_finetune(args) -> int:
         save_training_images(path, data)
     from .cards import write_finetune_card
     write_finetune_card(path, base=base_name if base_path is not None else None, kind=kind,
-                        upload=data_path.name, steps=args.steps, max_minutes=args.max_minutes)
+                        upload=data_path.name, steps=args.steps, max_minutes=args.max_minutes,
+                        overrides=overrides)
     done = int(read_config(path).get("train", {}).get("steps") or args.steps)
     print(f"{how} for {done} steps" + (f" (stopped by the {args.max_minutes:g}-minute limit)" if done < args.steps else "")
           + f"; saved model to {path}")
@@ -349,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--tiny", action="store_true", help="tiny model preset when training from scratch (for tests)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="training from scratch: override a model config field, e.g. ngf=16 (repeatable)")
     s.add_argument("--eval-every", type=int, default=None,
                    help="steps between quality measurements (images: kid_randconv and copy_rate against the upload; "
                         "text: held-out nats/char); default steps/20, skipped while they cost over 10%% of training "

@@ -74,7 +74,8 @@ QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char")
 
 
 def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
-                        title: str | None = None, max_minutes: float | None = None) -> dict:
+                        title: str | None = None, max_minutes: float | None = None,
+                        overrides: dict | None = None) -> dict:
     """After `aigc finetune`: the quality measured during training (the run's eval.json and
     stats.jsonl beside model/) into metrics.json, and a model card saying what was trained on what
     and how it was measured. Returns the metrics written."""
@@ -129,6 +130,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
     lines += ["## Reproduce", "", "```",
               f"python -m aigc finetune {base or kind} --data {upload} --out RUN --steps {steps}"
               + (f" --max-minutes {max_minutes:g}" if max_minutes else "")
+              + "".join(f" --set {k}={json.dumps(v)}" for k, v in (overrides or {}).items())
               + (f" --resolution {cfg['config'].get('resolution')}" if cfg.get("modality", "image") == "image" else ""),
               "```", "", "## Training facts", "",
               f"- kind `{cfg['kind']}`, dataset `{cfg.get('dataset')}`, "

@@ -350,15 +350,19 @@ def test_finetune_shape_mismatch_suggests_scratch(job, capsys):
     assert main(["finetune", "dcgan-mnist", "--data", str(p), "--out", str(jd), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "train from scratch" in err and "dcgan-mnist" in err
+    assert main(["finetune", "dcgan-mnist", "--data", str(p), "--out", str(jd), "--set", "ngf=8"]) == 2
+    assert "keeps its base's" in capsys.readouterr().err
 
 
 def test_finetune_from_scratch_then_sample(job, capsys):
     up, jd = job
     p = make_zip(up / "good.zip", good_members(32))
     rc = main(["finetune", "dcgan", "--data", str(p), "--out", str(jd), "--steps", "2", "--tiny",
-               "--resolution", "32", "--batch-size", "8", "--no-progress"])
+               "--resolution", "32", "--batch-size", "8", "--no-progress", "--set", "ngf=12"])
     out = capsys.readouterr().out
     assert rc == 0, out
+    assert json.loads((jd / "model" / "config.json").read_text())["config"]["ngf"] == 12
+    assert (jd / "model" / "training_images.npz").is_file()
     assert "32 images kept" in out and "recommendation" in out
     assert (jd / "report.json").is_file() and (jd / "preview.png").is_file()
     cfg = json.loads((jd / "model" / "config.json").read_text())
@@ -374,6 +378,7 @@ def test_finetune_from_scratch_then_sample(job, capsys):
     assert "copy_rate" in metrics and "upload:good" in metrics["protocol"] and metrics["at_start"]
     card = (jd / "model" / "README.md").read_text()
     assert "trained from scratch on the upload `good.zip`" in card and "KID x 1000 in random-conv" in card
+    assert "--set ngf=12" in card and "training_images.npz" in card
     png = jd / "s.png"
     assert main(["sample", str(jd), "--n", "4", "--label", "dogs", "--out", str(png)]) == 0
     assert Image.open(png).size[0] > 32
