@@ -259,6 +259,7 @@ def test_good_zip_prepares(job):
     assert r["mode"] == "rgb" and r["colour_inputs"] == 67
     assert sum(r["size_histogram"].values()) == 67 and sum(r["aspect_histogram"].values()) == 67
     assert "64 images" in r["recommendation"] and "DiffAugment on" in r["recommendation"]
+    assert "a VAE gives softer but recognisable samples sooner" in r["recommendation"]
     json.loads((jd / "report.json").read_text())
     prev = Image.open(jd / "preview.png")
     assert prev.size == (8 * 34 + 2, 8 * 34 + 2)

@@ -355,6 +355,10 @@ def _recommend_images(n: int, resolution: int, batch_hint: int = 32) -> str:
         parts.append("GANs: DiffAugment on (keep it on for small sets)")
     if n < 200:
         parts.append("very few images: a GAN will mostly copy them; a VAE will blur them")
+    if n < 5000:
+        parts.append("from scratch on a CPU with a short time limit (~10 minutes), a VAE gives softer but "
+                     "recognisable samples sooner than a GAN, which needs many more steps to be clean "
+                     "(measured: bench/README.md, Fine-tune)")
     parts.append(f"rule of thumb: expect memorisation above ~{steps} steps at batch {batch_hint} "
                  f"(~{epochs} passes); compare samples with their nearest training images")
     return "; ".join(parts)
