@@ -13,6 +13,7 @@ Named endpoints (gradio_client):
 from __future__ import annotations
 
 import logging
+import threading
 
 import gradio as gr
 
@@ -20,11 +21,28 @@ log = logging.getLogger("aigc.demo")
 N_SLIDERS = 6           # principal directions offered as sliders (the rest stay at 0)
 SLIDER_RANGE = 3.0      # in standard deviations of the posterior means along the direction
 MAX_LINE = 64
+UNMOVED_CACHE = 256     # remembered unmoved decodings (one per model, line and slider count)
 
 
 class LatentHandlers:
     def __init__(self, models):
         self.models = models
+        # (model, line, sliders) -> the unmoved line's decoding: a slider drag re-decodes only the
+        # moved point. A pure function of its key (shared by every user, like the models), bounded.
+        self._unmoved = {}
+        self._unmoved_lock = threading.Lock()
+
+    def _unmoved_line(self, model, pipe, line, n):
+        key = (model, id(pipe), line, n)
+        with self._unmoved_lock:
+            if key in self._unmoved:
+                return self._unmoved[key]
+        out = pipe.edit(line, [0.0] * n)["line"]
+        with self._unmoved_lock:
+            if len(self._unmoved) >= UNMOVED_CACHE:
+                self._unmoved.pop(next(iter(self._unmoved)))
+            self._unmoved[key] = out
+        return out
 
     def _pipe(self, model):
         pipe = self.models.get(model)
@@ -69,7 +87,8 @@ class LatentHandlers:
                 raise ValueError(f"each slider is between -{SLIDER_RANGE:g} and {SLIDER_RANGE:g}")
             r = pipe.edit(line, c)
             mark = "" if r["well_formed"] else " (not a well-formed line)"
-            same = " (the same as the unmoved line: move further)" if any(c) and r["line"] == pipe.edit(line, [0.0] * len(c))["line"] else ""
+            same = (" (the same as the unmoved line: move further)"
+                    if any(c) and r["line"] == self._unmoved_line(model, pipe, line, len(c)) else "")
             return f"edited: **{r['line']}**{mark}{same}"
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None

@@ -31,6 +31,17 @@ def test_latent_handlers(models):
     assert "edited:" in h.edit("textvae-tang", "春眠不觉晓", *[0.0] * N_SLIDERS)
     moved = h.edit("textvae-tang", "春眠不觉晓", 3.0, -3.0, 3.0, 0, 0, 0)
     assert "edited:" in moved
+    # a tiny move keeps the line, and says so; the unmoved line is decoded once, not on every move
+    fresh = LatentHandlers(models)
+    pipe, calls = fresh._pipe("textvae-tang"), []
+    real_edit = pipe.edit
+    pipe.edit = lambda line, c: (calls.append(list(c)), real_edit(line, c))[1]
+    try:
+        small = [fresh.edit("textvae-tang", "春眠不觉晓", d, 0, 0, 0, 0, 0) for d in (0.01, 0.02)]
+    finally:
+        del pipe.edit
+    assert all("the same as the unmoved line" in t for t in small), small
+    assert calls == [[0.01] + [0.0] * 5, [0.0] * 6, [0.02] + [0.0] * 5]
     lines = h.sample("textvae-tang", 5, 0).split("\n")
     assert len(lines) == 5 and lines == h.sample("textvae-tang", 5, 0).split("\n")
     assert "active latent units" in h.describe("textvae-tang")
