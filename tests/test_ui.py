@@ -234,7 +234,7 @@ def test_api_lists_the_named_endpoints(server):
     assert params == ["offsets"]
 
 
-def test_finetune_endpoints_through_the_client(server):
+def test_finetune_endpoints_through_the_client(server, tmp_path):
     c = client(server)
     text, bar, loss, preview, quality = c.predict("", api_name="/job_status")
     assert "no job yet" in text and quality is None
@@ -242,6 +242,18 @@ def test_finetune_endpoints_through_the_client(server):
         c.predict("", 0, "", api_name="/compare_finetune")
     with pytest.raises(Exception, match="unknown job"):
         c.predict("20990101-000000-abcdef", 0, "", api_name="/compare_finetune")
+    import time
+
+    from gradio_client import handle_file
+    # a script may leave out the time limit and the browser's job list; a bad upload is queued like
+    # any other and its job fails with the preparation's message
+    bad = tmp_path / "notes.zip"
+    bad.write_bytes(b"not a zip")
+    job_id, *_ = c.predict(handle_file(str(bad)), "new:vae", "32", 5, api_name="/start_job")
+    t0 = time.time()
+    while "failed" not in (text := c.predict(job_id, api_name="/job_status")[0]) and time.time() - t0 < 90:
+        time.sleep(0.5)
+    assert "failed" in text and "not a zip file" in text, text
 
 
 def test_every_endpoint_through_the_client(server, tmp_path):
