@@ -13,7 +13,7 @@ folder). Prints:
     palette, another subject);
   - the final model's figures again on 500 fresh samples (seed 1).
 Writes a PNG: left, 64 images of the upload as the model sees them (32x32); right, 64 samples
-of the final model (seed 0), both at 2x.
+of the final model (seed 0), both at 2x; with --extra MODEL_DIR, one more panel per model.
 """
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--zip", default=None, help="the upload (default: the one in the run's job folder)")
     ap.add_argument("--tarball", default=str(ROOT / "runs" / "colour" / "emoji-datasource-google-16.0.0.tgz"))
     ap.add_argument("--png", default=str(ROOT / "bench" / "finetune_emoji_faces.png"))
+    ap.add_argument("--extra", action="append", default=[], metavar="MODEL_DIR",
+                    help="another model whose 64 samples (seed 0) are added as a panel on the right (repeatable)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(a.run)
@@ -104,13 +106,19 @@ def main(argv=None) -> int:
     print(f"  500 fresh samples of the final model (seed 1)      {fmt(measure(fresh, ref))}")
     grid_s, _ = generate_samples(model, 64, seed=0)
     left = make_grid(np.ascontiguousarray(ref.images[np.sort(rng.choice(len(ref), 64, replace=False))]), nrow=8, scale=2)
-    right = make_grid(grid_s, nrow=8, scale=2)
+    panels = [left, make_grid(grid_s, nrow=8, scale=2)]
+    for m in a.extra:
+        panels.append(make_grid(generate_samples(from_pretrained(m), 64, seed=0)[0], nrow=8, scale=2))
     gap = 16
-    canvas = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), (255, 255, 255))
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (left.width + gap, 0))
+    canvas = Image.new("RGB", (sum(p.width for p in panels) + gap * (len(panels) - 1), max(p.height for p in panels)),
+                       (255, 255, 255))
+    x = 0
+    for p in panels:
+        canvas.paste(p, (x, 0))
+        x += p.width + gap
     canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(a.png, optimize=True)
-    print(f"\nwrote {a.png} ({Path(a.png).stat().st_size / 1024:.0f} KiB): left 64 upload images, right 64 samples (seed 0)")
+    print(f"\nwrote {a.png} ({Path(a.png).stat().st_size / 1024:.0f} KiB): left 64 upload images, then 64 samples "
+          f"(seed 0) of the run's model" + "".join(f", of {m}" for m in a.extra))
     return 0
 
 

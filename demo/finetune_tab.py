@@ -101,6 +101,30 @@ class FinetuneHandlers:
         out += [(f"new {k} (train from scratch)", SCRATCH + k) for k in KINDS if k in FINETUNE_KINDS]
         return out
 
+    def suggest_base(self, file, current):
+        """After an upload: keep a base that suits its kind, else pick one that does -- a new VAE for
+        images (on a CPU it gives recognisable samples soonest; bench/README.md, Fine-tune), the
+        small Shakespeare model for text (the quickest to fine-tune), else any text model."""
+        from aigc.registry import get_kind
+        try:
+            want = upload_kind(self._file(file))
+        except (ValueError, UploadError):
+            return gr.update()
+        values = [v for _, v in self.base_choices()]
+
+        def modality(v):
+            if v.startswith(SCRATCH):
+                return get_kind(v[len(SCRATCH):]).modality
+            e = self.registry.entries.get(v)
+            return getattr(e, "modality", None)
+
+        target = "image" if want == "images" else "text"
+        if current in values and modality(current) == target:
+            return gr.update()
+        prefer = [SCRATCH + "vae"] if target == "image" else ["char-shakespeare-small", "char-shakespeare"]
+        pick = next((v for v in prefer if v in values), None) or next((v for v in values if modality(v) == target), None)
+        return gr.update(value=pick) if pick else gr.update()
+
     def _base(self, base) -> tuple[str, str, dict | None]:
         """-> (value for the job: a kind or a model path, kind, base config or None)."""
         from aigc.registry import KINDS
@@ -470,6 +494,7 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
     cancel_btn.click(h.cancel_job, [job_id], [status], api_name="cancel_job")
     resume_btn.click(h.resume_job, [job_id], [status], api_name="resume_job")
     upload.upload(lambda: ("", None), None, [report, data_preview], api_visibility="private", queue=False)
+    upload.upload(h.suggest_base, [upload, base], [base], api_visibility="private", queue=False)
     # a page (re)load: bring back this browser's jobs
     gr.on([pick.focus], h.restore, [my_jobs, job_id], [pick, job_id], api_name="restore_jobs", api_visibility="private", queue=False)
     ctx = gr.context.Context.root_block

@@ -161,6 +161,13 @@ def test_finetune_tab_handlers(tmp_path, zip64):
         for bad_minutes in (-1, "ten", float("nan"), 10 ** 6):
             with pytest.raises(gr.Error, match="time limit"):
                 h.start_job(str(zip64), "new:dcgan", "32", 3, bad_minutes, "", [])
+        # an upload moves the base picker to one that suits it, and leaves a suitable choice alone
+        assert h.suggest_base(str(zip64), "new:char-lm")["value"] == "new:vae"
+        assert "value" not in h.suggest_base(str(zip64), "new:dcgan")
+        txt = tmp_path / "notes.txt"
+        txt.write_text("some text\n" * 50)
+        assert h.suggest_base(str(txt), "new:vae")["value"] == "new:char-lm"
+        assert "value" not in h.suggest_base(None, "new:vae")
         md, preview = h.check_upload(str(zip64), "new:dcgan", "32")
         assert "64 images kept" in md and preview.size[0] > 32
         jid, mine, pick, text = h.start_job(str(zip64), "new:dcgan", "32", 3, 0, "tab model", ["20990101-000000-abcdef"])
