@@ -284,8 +284,13 @@ def test_ctrl_c_saves_a_checkpoint_before_exiting(tmp_path):
         deadline = time.time() + 120
         while time.time() < deadline and not ((out / "stats.jsonl").exists() and (out / "stats.jsonl").read_text().count("\n") >= 3):
             time.sleep(0.2)
+        lines = (out / "stats.jsonl").read_text().count("\n") if (out / "stats.jsonl").exists() else 0
         p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=60)
+        try:
+            _, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run did not end within 120 s of Ctrl-C (it had logged {lines} steps when "
+                        f"the signal was sent; returncode {p.poll()})")
     finally:
         p.kill()
     assert p.returncode == 130 and "saving a checkpoint" in err, err
