@@ -19,7 +19,9 @@ recognisable VAE on it), so this script asks a different question with a classif
 
 It prints the judge's accuracy on held-out real emoji, then for each model the share of N fresh
 samples (seed 1) it calls a face or head, with the same figure for held-out real faces and for
-other emoji as the scale. Nothing is downloaded: the npm tarball must be in runs/colour/ (see
+other emoji as the scale. With --inception N, also the standard Inception network's KID against
+the upload, for N samples of each model and, as the scale, for faces not in the upload (the level
+of new pictures of the same kind) and for other emoji. Nothing is downloaded: the npm tarball must be in runs/colour/ (see
 make_colour_upload.py).
 """
 from __future__ import annotations
@@ -154,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=500, help="fresh samples per model (seed 1)")
     ap.add_argument("--epochs", type=int, default=25, help="the judge's training epochs")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--inception", type=int, default=0, metavar="N",
+                    help="also Inception KID against the upload for N samples per model (0: skip; ~8 images/s on a CPU)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if not Path(a.tarball).is_file():
@@ -189,6 +193,27 @@ def main(argv=None) -> int:
         rate, mean_p = face_rate(judge, s)
         out["models"][m] = {"called_face": rate, "mean_p": mean_p, "n": a.n}
         print(f"  {m}: {100 * rate:.1f}% of {a.n} samples (seed 1) called a face or head (mean p {mean_p:.3f})")
+    if a.inception:
+        # the second judge: Inception KID against the upload, on a scale from "new faces of the same
+        # kind" (the held-out faces) to "other emoji"
+        from aigc.eval.frechet import kernel_inception_distance
+        from aigc.eval.inception import inception_features
+        n_ref = min(len(pos_test), a.inception)
+        sets = {"upload": imgs[pos_train],
+                f"{n_ref} held-out faces (same kind, not in the upload)": imgs[pos_test[:n_ref]],
+                f"{n_ref} other emoji": imgs[neg_test[:n_ref]]}
+        for m in a.models:
+            sets[m] = generate_samples(from_pretrained(m), a.inception, seed=1)[0]
+        feats = {k: inception_features(v) for k, v in sets.items()}
+        out["inception_kid_x1000"] = {}
+        print(f"Inception KID x 1000 against the {len(pos_train)} upload images (subsets of "
+              f"{min(n_ref, a.inception)}, 100 subsets; samples: {a.inception}, seed 1):")
+        for k, f in feats.items():
+            if k == "upload":
+                continue
+            mean, std, size = kernel_inception_distance(f, feats["upload"], subsets=100, subset_size=n_ref)
+            out["inception_kid_x1000"][k] = {"mean": 1000 * mean, "std": 1000 * std, "subset": size}
+            print(f"  {k}: {1000 * mean:.2f} +- {1000 * std:.2f}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
