@@ -207,6 +207,19 @@ def test_resume_continues_the_clock_of_a_time_budget(tmp_path):
     assert ckpt.load_state(tmp_path / "r" / "state.pt")["elapsed_s"] > spent
 
 
+def test_vae_kl_warmup_fits_the_run(tmp_path):
+    """A short run from scratch ramps the KL weight over its first fifth and ends on the full ELBO;
+    a fine-tune from trained weights uses the full ELBO from the first step."""
+    common = dict(model="vae", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
+    new = train(TrainOptions(out=str(tmp_path / "new"), max_steps=10, **common), data=small_data())
+    betas = [json.loads(l)["beta"] for l in (tmp_path / "new" / "stats.jsonl").read_text().splitlines()]
+    assert betas[0] == 0.5 and betas[1:] == [1.0] * 9
+    train(TrainOptions(out=str(tmp_path / "ft"), max_steps=3, init_from=str(new), **common), data=small_data())
+    betas = [json.loads(l)["beta"] for l in (tmp_path / "ft" / "stats.jsonl").read_text().splitlines()]
+    assert betas == [1.0, 1.0, 1.0]
+    assert json.loads((tmp_path / "ft" / "options.json").read_text())["kl_warmup"] == 0
+
+
 def test_same_seed_same_samples():
     m = build("dcgan", tiny=True)
     pipe = ImagePipeline(m, name="t")

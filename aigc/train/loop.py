@@ -46,7 +46,8 @@ class TrainOptions:
     lr_scale: bool = True             # scale lr by sqrt(batch/128) for large batches
     lr_decay: bool = True             # cosine decay to 10% over the run
     warmup: int = 0                   # linear lr warm-up steps
-    kl_warmup: int = 2000             # VAE: steps over which the KL weight ramps 0 -> 1
+    kl_warmup: int | None = None      # VAE: steps over which the KL weight ramps 0 -> 1 (None: 2,000, or
+                                      # the first fifth of a shorter run; 0 when starting from a trained model)
     ema_decay: float = 0.999          # GAN: generator EMA decay
     diffaug: bool = True              # GAN: DiffAugment on D's inputs
     diffaug_policy: str = "color,translation,cutout"   # which DiffAugment transforms
@@ -142,6 +143,11 @@ class Run:
         if not budgets and opts.max_minutes is None:
             raise ValueError("give a budget: --epochs, --max-steps or --max-minutes")
         opts.total_steps = min(budgets) if budgets else 10 ** 9
+        if opts.kl_warmup is None:
+            # a trained model already uses its KL, so a fine-tune keeps the full ELBO from the first
+            # step; a new one ramps over 2,000 steps, or a fifth of a shorter run, so that every run
+            # ends on the true ELBO (a 500-step upload run used to stop at a quarter of the KL weight)
+            opts.kl_warmup = 0 if opts.init_from else min(2000, max(1, opts.total_steps // 5))
         nets = trainable_nets(self.model)
         if opts.compile:
             nets = {k: torch.compile(v) for k, v in nets.items()}
