@@ -428,9 +428,10 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="dataset (.zip, .txt, .jsonl)", file_types=[".zip", ".txt", ".jsonl"],
-                             type="filepath")
+                             type="filepath", elem_id="ft-upload")
             choices = h.base_choices()
-            base = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="base model")
+            base = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="base model",
+                               elem_id="ft-base")
             with gr.Row():
                 resolution = gr.Dropdown([AUTO, *map(str, IMAGE_RESOLUTIONS)], value=AUTO, label="resolution (images)")
                 steps = gr.Number(500, precision=0, minimum=1, maximum=STEPS_MAX, label="steps")

@@ -182,3 +182,19 @@ def test_a_finished_model_reaches_the_page_without_a_reload(page, app_url):
     page.click("#model input")
     page.wait_for_selector("ul[role=listbox] >> text=fresh-model")
     page.keyboard.press("Escape")
+
+
+def test_finetune_upload_picks_a_suitable_base(page, tmp_path):
+    """In the Fine-tune tab, uploading a zip of images moves the base picker from a text model to a
+    new VAE (the quickest recognisable samples on a CPU), and the time-limit box is there."""
+    from test_uploads import good_members, make_zip
+
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.click("#ft-base input")
+    page.click("ul[role=listbox] >> text=new char-lm (train from scratch)")
+    page.wait_for_function("document.querySelector('#ft-base input').value.startsWith('new char-lm')")
+    assert page.get_by_label("time limit, minutes (0: none)").count() == 1
+    z = make_zip(tmp_path / "faces.zip", good_members(8))
+    page.locator("#ft-upload input[type=file]").set_input_files(str(z))
+    page.wait_for_function("document.querySelector('#ft-base input').value.startsWith('new vae')",
+                           timeout=15_000)
