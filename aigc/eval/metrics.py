@@ -250,7 +250,8 @@ def nll(ctx: EvalContext) -> dict:
     xb = binarize(x, torch.Generator().manual_seed(ctx.seed))
     k = int(ctx.nll_k)
     # decoder passes per forward: ~10,000 on a GPU; ~100 on a CPU, where activations that stay in
-    # cache run 2.2x faster than 2,000 a forward (2,900 vs 1,340 decodes/s on 2 cores)
+    # cache run faster than 2,000 a forward (2 cores: 2,900 vs 1,340 decodes/s for log_likelihood
+    # alone; 1,600-1,850 vs ~1,220 for `aigc eval --metrics nll` as a whole)
     chunk = min(250 if device.type == "cuda" else 50, k)
     per = ctx.nll_batch or max(1, (10000 if device.type == "cuda" else 100) // chunk)
     g = torch.Generator(device=device).manual_seed(ctx.seed + 1)
