@@ -27,7 +27,6 @@ make_colour_upload.py).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tarfile
@@ -37,38 +36,25 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from make_colour_upload import VERSION, wanted  # noqa: E402
+from make_colour_upload import VERSION, emoji_images, flatten, wanted  # noqa: E402
 
 from aigc.checkpoint import from_pretrained  # noqa: E402
-from aigc.data.uploads import _square  # noqa: E402
 from aigc.eval import generate_samples  # noqa: E402
 
 
 def load_emoji(tarball: Path):
     """(names, 32x32x3 uint8 images flattened on white, is_face) for every Noto emoji and skin tone."""
-    t = tarfile.open(tarball)
-    emoji = json.load(t.extractfile("package/emoji.json"))
-    members = {m.name: m for m in t.getmembers()}
     names, imgs, face = [], [], []
-    for e in sorted(emoji, key=lambda e: e["sort_order"]):
-        files = [e["image"]] + [v["image"] for _, v in sorted(e.get("skin_variations", {}).items())
-                                if v.get("has_img_google")]
-        for f in files:
-            m = members.get(f"package/img/google/64/{f}")
-            if m is None:
-                continue
-            im = Image.open(io.BytesIO(t.extractfile(m).read())).convert("RGBA")
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            imgs.append(_square(np.asarray(Image.alpha_composite(bg, im).convert("RGB")), 32))
-            names.append(f)
-            face.append(wanted(e))
+    for e, f, raw in emoji_images(tarfile.open(tarball)):
+        imgs.append(flatten(raw))
+        names.append(f)
+        face.append(wanted(e))
     return names, np.stack(imgs), np.array(face)
 
 

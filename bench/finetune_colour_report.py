@@ -18,7 +18,6 @@ of the final model (seed 0), both at 2x; with --extra MODEL_DIR, one more panel 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tarfile
@@ -30,13 +29,15 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from aigc.checkpoint import from_pretrained  # noqa: E402
 from aigc.data.images import ImageData  # noqa: E402
-from aigc.data.uploads import _square, prepare_image_zip  # noqa: E402
+from aigc.data.uploads import prepare_image_zip  # noqa: E402
 from aigc.eval import generate_samples  # noqa: E402
 from aigc.eval.metrics import EvalContext, copy_rate, kid_randconv  # noqa: E402
 from aigc.grid import make_grid  # noqa: E402
+from make_colour_upload import flatten  # noqa: E402
 
 OTHER = ("Food & Drink", "Objects", "Travel & Places", "Animals & Nature")
 
@@ -55,9 +56,7 @@ def other_emoji(tarball: Path, n: int, seed: int = 0) -> np.ndarray:
     pick = np.sort(np.random.default_rng(seed).choice(len(files), n, replace=False))
     out = []
     for i in pick:
-        im = Image.open(io.BytesIO(t.extractfile(members[f"package/img/google/64/{files[i]}"]).read())).convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        out.append(_square(np.asarray(Image.alpha_composite(bg, im).convert("RGB")), 32))
+        out.append(flatten(t.extractfile(members[f"package/img/google/64/{files[i]}"]).read()))
     return np.stack(out)
 
 

@@ -43,6 +43,28 @@ def wanted(e: dict) -> bool:
     return e.get("category") == "People & Body" and sc in SUBCATS_PEOPLE
 
 
+def emoji_images(t: tarfile.TarFile):
+    """Yield (emoji entry, file name, raw 64x64 PNG) for every Noto emoji of the package and each of
+    its skin tones, in the package's sort order."""
+    emoji = json.load(t.extractfile("package/emoji.json"))
+    members = {m.name: m for m in t.getmembers()}
+    for e in sorted(emoji, key=lambda e: e["sort_order"]):
+        files = [e["image"]] + [v["image"] for _, v in sorted(e.get("skin_variations", {}).items())
+                                if v.get("has_img_google")]
+        for f in files:
+            m = members.get(f"package/img/google/64/{f}")
+            if m is not None:
+                yield e, f, t.extractfile(m).read()
+
+
+def flatten(raw: bytes, size: int = 32) -> np.ndarray:
+    """A PNG with alpha -> size x size x 3 uint8, flattened on white and squared as the upload
+    checker prepares images."""
+    im = Image.open(io.BytesIO(raw)).convert("RGBA")
+    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return _square(np.asarray(Image.alpha_composite(bg, im).convert("RGB")), size)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tarball", default=str(ROOT / "runs" / "colour" / f"emoji-datasource-google-{VERSION}.tgz"))
@@ -56,22 +78,10 @@ def main(argv=None) -> int:
         return 2
     t = tarfile.open(tb)
     meta = json.load(t.extractfile("package/package.json"))
-    emoji = json.load(t.extractfile("package/emoji.json"))
-    members = {m.name: m for m in t.getmembers()}
     names, raws, flat = [], [], []
-    for e in sorted(emoji, key=lambda e: e["sort_order"]):
-        if not wanted(e):
-            continue
-        files = [e["image"]] + [v["image"] for _, v in sorted(e.get("skin_variations", {}).items())
-                                if v.get("has_img_google")]
-        for f in files:
-            m = members.get(f"package/img/google/64/{f}")
-            if m is None:
-                continue
-            raw = t.extractfile(m).read()
-            im = Image.open(io.BytesIO(raw)).convert("RGBA")
-            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            flat.append(_square(np.asarray(Image.alpha_composite(bg, im).convert("RGB")), 32))
+    for e, f, raw in emoji_images(t):
+        if wanted(e):
+            flat.append(flatten(raw))
             names.append(f)
             raws.append(raw)
     keep, n_exact, n_near = find_duplicates(np.stack(flat))
