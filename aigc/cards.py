@@ -107,7 +107,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
     how = (f"Fine-tuned from `{base}`" if base else f"A new `{kind}` trained from scratch") + \
           f" on the upload `{upload}` for {trained:,} steps" + \
           (f" (stopped by its {limit} time limit; {steps:,} were allowed)." if trained < steps and limit else
-           f" (time limit {limit})." if limit else ".")
+           f" (time limit {max_minutes:g} minutes)." if limit else ".")
     title = title or (model_dir.name if model_dir.name != "model" else f"{base or kind} on {upload}")
     lines = [f"# {title}", "", how, ""]
     lines += ["## Quality on the uploaded data (measured during training)", ""]

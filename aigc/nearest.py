@@ -107,13 +107,17 @@ def index_for(dataset: str) -> TrainingIndex:
         return _INDEXES[name]
 
 
+def distinct(images: np.ndarray) -> np.ndarray:
+    """Indices (in order) of the first occurrence of each distinct image: a balanced set repeats images."""
+    _, first = np.unique(images.reshape(len(images), -1), axis=0, return_index=True)
+    return np.sort(first)
+
+
 def save_training_images(model_dir: str | Path, data: ImageData) -> Path | None:
     """Keep the images a model was trained on (as prepared, distinct, uint8) beside it, so that its
     samples can be checked against them later; atomic. None when the set is too large to copy."""
     from .checkpoint import atomic_path
-    flat = data.images.reshape(len(data), -1)
-    _, first = np.unique(flat, axis=0, return_index=True)    # a balanced set repeats images: once each
-    keep = np.sort(first)
+    keep = distinct(data.images)
     images = np.ascontiguousarray(data.images[keep])
     if images.nbytes > MAX_SAVED_BYTES:
         return None
@@ -154,6 +158,9 @@ def index_for_model(model_dir: str | Path | None, dataset: str | None) -> Traini
             if key not in _INDEXES:
                 _INDEXES[key] = TrainingIndex(load_training_images(path, name=f"{Path(model_dir).name} training images"))
             return _INDEXES[key]
-    if not dataset:
-        raise ValueError("this model does not record its training images, so there is nothing to compare with")
+    try:
+        canonical_name(dataset or "")
+    except ValueError:
+        raise ValueError(f"{Path(model_dir).name if model_dir is not None else 'this model'} does not record its "
+                         "training images, so there is nothing to compare with") from None
     return index_for(dataset)

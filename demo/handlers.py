@@ -428,14 +428,12 @@ class Studio:
     @friendly
     def nearest(self, state):
         """The training image nearest to the editor's image, and how near it is."""
-        from aigc.nearest import TRAINING_IMAGES, index_for_model
+        from aigc.nearest import index_for_model
 
         rec = self._current(state)
         e = self.reg.get(rec.model)
-        if not e.dataset and not (Path(e.path) / TRAINING_IMAGES).is_file():
-            raise ValueError(f"{e.name} does not record its training set, so there is nothing to compare with")
-        img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
         idx = index_for_model(e.path, e.dataset)
+        img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
         m = idx.query(img)[0][0]
         ref = idx.reference()
         verdict = ""

@@ -260,6 +260,8 @@ def test_training_images_saved_beside_a_model(tmp_path):
     assert idx.reference() > 10                                # random images are far from each other
     with pytest.raises(ValueError, match="nothing to compare"):
         index_for_model(tmp_path / "elsewhere", None)
+    with pytest.raises(ValueError, match="elsewhere does not record its training images"):
+        index_for_model(tmp_path / "elsewhere", "upload:x")      # an upload model from before the file
     # not what we wrote: a pickled object array, wrong dtype, garbage
     np.savez(tmp_path / "obj.npz", images=np.array([{"a": 1}], dtype=object))
     np.savez(tmp_path / "f32.npz", images=np.zeros((2, 8, 8, 1), np.float32))

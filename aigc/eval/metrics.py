@@ -357,14 +357,12 @@ class _CopyIndex:
 
     def __init__(self, images: np.ndarray | None = None, dataset: str | None = None):
         from ..data.images import ImageData
-        from ..nearest import TrainingIndex, index_for
+        from ..nearest import TrainingIndex, distinct, index_for
         if images is not None:
-            flat = images.reshape(len(images), -1)
-            _, first = np.unique(flat, axis=0, return_index=True)     # repeats (balanced classes) once
-            distinct = images[np.sort(first)]
-            if len(distinct) < 2:
+            unique = images[distinct(images)]                        # repeats (balanced classes) once
+            if len(unique) < 2:
                 raise ValueError("copy_rate needs at least 2 distinct training images")
-            self.index = TrainingIndex(ImageData("reference", np.ascontiguousarray(distinct)))
+            self.index = TrainingIndex(ImageData("reference", np.ascontiguousarray(unique)))
         else:
             self.index = index_for(dataset)
         self._loo: dict[int, float] = {}

@@ -97,6 +97,8 @@ class Run:
         self.info = distributed.init(opts.device)
         self.heldout = heldout
         self.resume_state = None
+        self.elapsed_before = 0.0          # seconds of earlier segments (set by a resume)
+        self._t0 = None                    # this segment's clock origin, minus elapsed_before
         if resume:
             run_dir = Path(resume)
             saved = json.loads((run_dir / "options.json").read_text())
@@ -213,8 +215,7 @@ class Run:
 
     def _elapsed(self) -> float:
         """Seconds of this run so far, over every segment (a resume continues the clock)."""
-        t0 = getattr(self, "_t0", None)
-        return time.time() - t0 if t0 is not None else getattr(self, "elapsed_before", 0.0)
+        return time.time() - self._t0 if self._t0 is not None else self.elapsed_before
 
     # -- data ------------------------------------------------------------------------------------
     def batch(self, step: int, rng=None):
@@ -375,7 +376,7 @@ class Run:
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        t0 = self._t0 = time.time() - getattr(self, "elapsed_before", 0.0)
+        t0 = self._t0 = time.time() - self.elapsed_before
         eval_s = 0.0                      # time spent evaluating, excluded from train_s
         last_eval_s = 0.0                 # the latest evaluation's cost (predicts the next one's)
         reached = None
