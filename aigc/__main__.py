@@ -92,7 +92,10 @@ def cmd_train(args) -> int:
         log_every=args.log_every, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
         eval_every=args.eval_every, eval_metric=args.eval_metric, eval_n=args.eval_n, target=args.target, stop_at_target=args.stop_at_target,
         tiny=args.tiny, config=_parse_set(args.set), init_from=args.init_from,
-        diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d, progress=not args.no_progress)
+        diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d,
+        gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
+        instance_noise=args.instance_noise,
+        progress=not args.no_progress)
     if args.resume is not None:
         if not (Path(args.resume) / "state.pt").is_file():
             raise UsageError(f"--resume {args.resume}: no state.pt there (not a run folder)")
@@ -336,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diffaug-policy", default="color,translation,cutout",
                    help="GANs: DiffAugment transforms, comma-separated from color, translation, cutout")
     s.add_argument("--lr-d", type=float, default=None, help="GANs: discriminator learning rate (default: --lr)")
+    s.add_argument("--gan-loss", default="hinge", choices=["hinge", "ns"],
+                   help="dcgan: hinge loss (default) or the non-saturating logistic loss")
+    s.add_argument("--r1", type=float, default=0.0, help="dcgan: R1 gradient penalty weight on real images (default 0: off)")
+    s.add_argument("--r1-every", type=int, default=4, help="dcgan: apply R1 every N steps, scaled by N (default 4)")
+    s.add_argument("--instance-noise", type=float, default=0.0,
+                   help="dcgan: std of Gaussian noise on D's inputs (images in [-1, 1]), decaying to 0 over the run (default 0)")
+    s.add_argument("--adam-beta1", type=float, default=None, help="GANs: Adam beta1 (default 0 for dcgan, 0.5 for seed-gan)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")
     s.set_defaults(func=cmd_train)

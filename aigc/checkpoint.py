@@ -153,7 +153,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
     cfg = read_config(directory)
     try:
         kind = get_kind(cfg["kind"])
-        config = make_config(cfg["kind"], **cfg["config"])
+        config = make_config(cfg["kind"], **{**(kind.legacy or {}), **cfg["config"]})
         model = kind.model_cls(config)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{directory}: bad config ({e})") from None

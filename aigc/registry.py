@@ -21,17 +21,21 @@ class Kind:
     modality: str
     tiny: dict          # overrides giving a model small enough for a test to train in seconds
     presets: dict = None  # name -> config overrides, selected by overrides["preset"]
+    legacy: dict = None   # values for config fields that saved models predate (their old behaviour),
+                          # so a newer default never changes what an existing checkpoint means
 
 
 KINDS: dict[str, Kind] = {}
 
 
-def register(name, model_cls, config_cls, modality="image", tiny=None, presets=None):
-    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}), dict(presets or {}))
+def register(name, model_cls, config_cls, modality="image", tiny=None, presets=None, legacy=None):
+    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}), dict(presets or {}),
+                       dict(legacy or {}))
 
 
 register("vae", VAE, VAEConfig, tiny={"width": 8, "hidden": 32, "latent_dim": 4})
-register("dcgan", DCGAN, DCGANConfig, tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4})
+register("dcgan", DCGAN, DCGANConfig, tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4},
+         legacy={"d_head": "sum"})
 register("seed-gan", SeedGAN, SeedGANConfig, tiny={"g_hidden": 16, "d_hidden": 16, "latent_dim": 8})
 register("char-lm", CharLM, CharLMConfig, modality="text",
          tiny={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},

@@ -77,6 +77,34 @@ def test_seed_gan_is_the_article_architecture():
     assert m.generator[2].p == 0.3 and m.discriminator[3].p == 0.3
 
 
+@pytest.mark.parametrize("res", [28, 32, 64])
+def test_dcgan_dense_head_sees_the_whole_image(res):
+    """d_head="dense" ends D with a conv whose kernel covers the whole final map: changing one
+    corner pixel moves the score even at 64x64 (the "sum" head's receptive field is smaller)."""
+    m = build("dcgan", tiny=True, resolution=res, d_head="dense")
+    d = m.discriminator.eval()
+    x = torch.zeros(1, 1, res, res)
+    y = x.clone()
+    y[0, 0, 0, 0] = 1.0
+    with torch.no_grad():
+        assert d(x, torch.tensor([3])).shape == (1,)
+        assert d(x, torch.tensor([3])).item() != d(y, torch.tensor([3])).item()
+    with pytest.raises(ValueError, match="d_head"):
+        build("dcgan", tiny=True, d_head="mean")
+
+
+def test_saved_config_without_a_newer_field_keeps_its_old_meaning(tmp_path):
+    """A dcgan saved before d_head existed (no such key in config.json) loads with the "sum" head
+    it was trained with, whatever the current default."""
+    m = build("dcgan", tiny=True, d_head="sum")
+    ckpt.save_pretrained(m, tmp_path / "old", meta={"dataset": "mnist"})
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["config"]["d_head"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert ckpt.from_pretrained(tmp_path / "old").config.d_head == "sum"
+
+
 def test_conditional_labels_checked():
     m = build("dcgan", tiny=True)
     with pytest.raises(ValueError):
@@ -192,6 +220,24 @@ def test_resume_continues_at_the_right_step_with_the_same_state(kind, tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+def test_resume_of_a_run_that_predates_a_config_field(tmp_path):
+    """New runs record the value of every field whose default changed (d_head); a run folder from
+    before the field existed resumes with the old value instead of failing on mismatched weights."""
+    common = dict(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
+    train(TrainOptions(out=str(tmp_path / "r"), max_steps=1, config={"d_head": "sum"}, **common), data=small_data())
+    opts_path = tmp_path / "r" / "options.json"
+    saved = json.loads(opts_path.read_text())
+    assert saved["config"] == {"d_head": "sum"}
+    del saved["config"]["d_head"]                      # as written before the field existed
+    opts_path.write_text(json.dumps(saved))
+    out = train(TrainOptions(out=str(tmp_path / "r"), max_steps=2, **common), data=small_data(),
+                resume=str(tmp_path / "r"))
+    assert ckpt.from_pretrained(out).config.d_head == "sum"
+    new = train(TrainOptions(out=str(tmp_path / "n"), max_steps=1, **common), data=small_data())
+    assert json.loads((tmp_path / "n" / "options.json").read_text())["config"] == {"d_head": "dense"}
+    assert ckpt.from_pretrained(new).config.d_head == "dense"
+
+
 def test_resume_continues_the_clock_of_a_time_budget(tmp_path):
     """--max-minutes counts the whole run: the checkpoint records the time spent, and a resume whose
     budget that time already exhausts stops after a single step instead of starting a new clock."""
@@ -205,6 +251,32 @@ def test_resume_continues_the_clock_of_a_time_budget(tmp_path):
     assert [r["step"] for r in stats] == [1, 2, 3, 4]
     assert stats[3]["time_s"] >= spent                       # the log's clock continues too
     assert ckpt.load_state(tmp_path / "r" / "state.pt")["elapsed_s"] > spent
+
+
+def test_dcgan_non_saturating_loss_with_lazy_r1(tmp_path):
+    """--gan-loss ns --r1 G: the logistic loss, and the R1 penalty on every r1_every-th step only
+    (logged as r1), which changes the discriminator's update; an unknown loss is refused."""
+    common = dict(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False,
+                  max_steps=4, diffaug=False)
+    plain = train(TrainOptions(out=str(tmp_path / "ns"), gan_loss="ns", **common), data=small_data())
+    r1 = train(TrainOptions(out=str(tmp_path / "r1"), gan_loss="ns", r1=10.0, r1_every=2, **common),
+               data=small_data())
+    stats = [json.loads(l) for l in (tmp_path / "r1" / "stats.jsonl").read_text().splitlines()]
+    assert [("r1" in s) for s in stats] == [True, False, True, False]   # steps 0 and 2 of 0..3
+    assert all(s["r1"] > 0 for s in stats if "r1" in s)
+    plain_stats = [json.loads(l) for l in (tmp_path / "ns" / "stats.jsonl").read_text().splitlines()]
+    assert not any("r1" in s for s in plain_stats)
+    # step 0 is the same forward pass in both runs: the loss differs by exactly the scaled penalty
+    assert stats[0]["d_loss"] == pytest.approx(plain_stats[0]["d_loss"] + 0.5 * 10.0 * 2 * stats[0]["r1"], rel=1e-4)
+    a = ckpt.load_weights(plain / "model.safetensors")
+    b = ckpt.load_weights(r1 / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("discriminator"))
+    noisy = TrainOptions(out=str(tmp_path / "noisy"), gan_loss="ns", instance_noise=0.5, **common)
+    train(noisy, data=small_data())
+    noisy_stats = [json.loads(l) for l in (tmp_path / "noisy" / "stats.jsonl").read_text().splitlines()]
+    assert noisy_stats[0]["d_loss"] != plain_stats[0]["d_loss"]     # D saw noisy images
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        train(TrainOptions(out=str(tmp_path / "bad"), gan_loss="wasserstein", **common), data=small_data())
 
 
 def test_vae_kl_warmup_fits_the_run(tmp_path):

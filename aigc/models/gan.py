@@ -1,8 +1,8 @@
 """Class-conditional DCGAN (Radford et al. 2016) trained the modern way.
 
 Generator: z and a class embedding -> dense -> (transposed conv, BN, ReLU) x n -> image.
-Discriminator: spectral-normalised convs (Miyato et al. 2018) with a projection head for the
-class (Miyato & Koyama 2018). The objective (hinge loss, DiffAugment, EMA of the generator)
+Discriminator: spectral-normalised convs (Miyato et al. 2018), a last conv that sees the whole
+image, and a projection head for the class (Miyato & Koyama 2018). The objective (hinge loss, DiffAugment, EMA of the generator)
 lives in aigc.train.objectives; this file only defines the networks. The EMA generator is what
 samples are drawn from.
 """
@@ -29,6 +29,11 @@ class DCGANConfig:
     num_classes: int = 10       # 0 for an unconditional GAN
     class_names: list = field(default_factory=list)
     embed_dim: int = 32         # class embedding concatenated to z
+    d_head: str = "dense"       # D's last step. "dense": a conv over the whole final map, so D judges
+                                # the digit's global shape. "sum" (models saved before this field):
+                                # global sum pooling of local features, a patch judge with a 16-px
+                                # receptive field at 28x28 that lets broken strokes through. At the
+                                # same CPU budget (0.9 epoch) dense took domain FD from 886 to 288.
 
 
 def _layout(resolution: int) -> tuple[int, int]:
@@ -73,6 +78,13 @@ class Discriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(cin, ch, 3, 1, 1)), nn.LeakyReLU(0.2, True),
                        spectral_norm(nn.Conv2d(ch, ch * 2, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
             cin = ch * 2
+        if c.d_head == "dense":
+            # one conv whose kernel covers the whole final feature map: a global view of the image
+            side = c.resolution // 2 ** n_down
+            layers += [spectral_norm(nn.Conv2d(cin, cin * 2, side, 1, 0)), nn.LeakyReLU(0.2, True)]
+            cin *= 2
+        elif c.d_head != "sum":
+            raise ValueError(f"unknown d_head {c.d_head!r}; use sum or dense")
         self.net = nn.Sequential(*layers)
         self.pool_ch = cin
         self.head = spectral_norm(nn.Linear(cin, 1))

@@ -27,7 +27,7 @@ from ..data import load_dataset
 from ..data.text import load_text_dataset
 from ..devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
 from ..grid import make_grid, to_uint8
-from ..registry import build, get_kind, make_config
+from ..registry import KINDS, build, get_kind, make_config
 from . import distributed
 from .objectives import make_objective, trainable_nets
 from .rng import StepRNG
@@ -52,6 +52,12 @@ class TrainOptions:
     diffaug: bool = True              # GAN: DiffAugment on D's inputs
     diffaug_policy: str = "color,translation,cutout"   # which DiffAugment transforms
     lr_d: float | None = None         # GAN: discriminator lr (None: same as the generator's)
+    gan_loss: str = "hinge"           # dcgan: hinge (SNGAN/BigGAN) or ns (non-saturating logistic, StyleGAN)
+    r1: float = 0.0                   # dcgan: R1 penalty weight gamma on real images (0: off; Mescheder et al. 2018)
+    r1_every: int = 4                 # dcgan: lazy R1 every N steps, scaled by N (StyleGAN2), a quarter of its cost
+    adam_beta1: float | None = None   # GAN: Adam beta1 (None: 0 for dcgan, 0.5 for seed-gan)
+    instance_noise: float = 0.0       # dcgan: std of Gaussian noise added to every image D sees, real and fake,
+                                      # decaying linearly to 0 over the run (Sonderby et al. 2016)
     device: str = "cpu"               # cpu | cuda | auto
     precision: str = "auto"           # auto | fp32 | bf16
     compile: bool = False             # torch.compile the trainable networks (GPU)
@@ -107,6 +113,11 @@ class Run:
                 saved[k] = getattr(opts, k) if getattr(opts, k) is not None else saved.get(k)
             saved["out"] = str(run_dir)
             saved.pop("total_steps", None), saved.pop("steps_per_epoch", None)
+            if not saved.get("init_from"):
+                # a run started before a config field existed was built with that field's old value
+                kind = KINDS.get(saved.get("model", ""))
+                legacy = (kind.legacy or {}) if kind is not None else {}
+                saved["config"] = {**legacy, **(saved.get("config") or {})}
             opts = TrainOptions(**saved)
             self.resume_state = ckpt.load_state(run_dir / "state.pt")
         self.opts = opts
@@ -130,6 +141,10 @@ class Run:
             raise ValueError(f"{len(self.data)} images is fewer than one batch of {opts.batch_size}")
 
         self.model = self._build_model()
+        if not opts.init_from:
+            # record the values of fields whose defaults have changed, so this run resumes as built
+            for name in get_kind(opts.model).legacy or {}:
+                opts.config.setdefault(name, getattr(self.model.config, name))
         self.model.to(self.device)
         if opts.channels_last:
             self.model.to(memory_format=torch.channels_last)

@@ -82,35 +82,56 @@ class VAEObjective(Objective):
 class GANObjective(Objective):
     """Alternating updates: one discriminator step, then one generator step.
 
-    dcgan: hinge loss (Lim & Ye 2017; Miyato et al. 2018), Adam(0, 0.99) as in SNGAN/BigGAN,
-    DiffAugment on both real and fake images, EMA of the generator.
+    dcgan: hinge loss (Lim & Ye 2017; Miyato et al. 2018) or the non-saturating logistic loss
+    (Goodfellow et al. 2014, StyleGAN), optionally with an R1 penalty, Adam(0, 0.99) as in
+    SNGAN/BigGAN, DiffAugment on both real and fake images, EMA of the generator.
     seed-gan: the article's binary cross-entropy with the non-saturating generator loss."""
 
     def __init__(self, model, opts, nets):
         super().__init__(model, opts, nets)
-        self.hinge = model.kind == "dcgan"
-        if self.hinge:
+        self.modern = model.kind == "dcgan"
+        loss = getattr(opts, "gan_loss", "hinge") if self.modern else "bce"
+        if loss not in ("hinge", "ns", "bce"):
+            raise ValueError(f"unknown GAN loss {loss!r}; use hinge or ns")
+        self.hinge = loss == "hinge"
+        self.r1 = float(getattr(opts, "r1", 0.0) or 0.0) if self.modern else 0.0
+        self.r1_every = max(1, int(getattr(opts, "r1_every", 4) or 1))
+        beta1 = getattr(opts, "adam_beta1", None)
+        if self.modern:
             lr_g = opts.lr or 2e-4
             lr_d = getattr(opts, "lr_d", None) or opts.lr or 2e-4
-            betas = (0.0, 0.99)       # beta1=0: momentum fights the moving target of a GAN
+            betas = (0.0 if beta1 is None else beta1, 0.99)  # beta1=0: momentum fights the moving target of a GAN
         else:
             lr_g = lr_d = opts.lr or 2e-4
-            betas = (0.5, 0.999)      # the DCGAN paper's Adam settings, the usual Keras-era choice
+            betas = (0.5 if beta1 is None else beta1, 0.999)  # the DCGAN paper's Adam, the usual Keras-era choice
         self.base_lr = {"g": lr_g, "d": lr_d}
         self.optimizers["g"] = torch.optim.Adam(nets["generator"].parameters(), lr=lr_g, betas=betas)
         self.optimizers["d"] = torch.optim.Adam(nets["discriminator"].parameters(), lr=lr_d, betas=betas)
-        self.augment = opts.diffaug and self.hinge
+        self.augment = opts.diffaug and self.modern
+        self.noise = float(getattr(opts, "instance_noise", 0.0) or 0.0) if self.modern else 0.0
+        self.noise_now = 0.0
 
     def _to_d(self, img, rng):
-        """Generator space -> discriminator input ([-1, 1]), augmented if enabled."""
-        return diff_augment(img, rng, getattr(self.opts, "diffaug_policy", "color,translation,cutout")) if self.augment else img
+        """Generator space -> discriminator input ([-1, 1]), augmented if enabled, then with
+        instance noise if enabled (real digits have exactly -1 backgrounds that a tanh only
+        approaches; noise on both sides hides that tell. Measured on MNIST: it stopped D from
+        winning outright, but did not make G better; bench/README.md)."""
+        if self.augment:
+            img = diff_augment(img, rng, getattr(self.opts, "diffaug_policy", "color,translation,cutout"))
+        if self.noise_now > 0:
+            img = img + self.noise_now * rng.randn(*img.shape, device=img.device, dtype=img.dtype)
+        return img
 
     def step(self, x, y, rng, step):
         G, D = self.nets["generator"], self.nets["discriminator"]
         self.set_lr(step)
+        if self.noise:
+            total = self.opts.total_steps or 0
+            frac = max(step / total if total else 0.0, getattr(self.opts, "time_frac", 0.0))
+            self.noise_now = self.noise * max(0.0, 1.0 - frac)
         n = x.shape[0]
         cond = self.model.num_classes > 0
-        if self.hinge:
+        if self.modern:
             real = x * 2 - 1
         else:
             real = x                  # the article's generator ends in a sigmoid: images in [0, 1]
@@ -119,18 +140,29 @@ class GANObjective(Objective):
         y_fake = rng.randint(0, self.model.num_classes, (n,)) if cond else None
 
         # discriminator
+        r1_now = self.r1 > 0 and step % self.r1_every == 0
         with self.amp():
             with torch.no_grad():
                 fake = G(z, y_fake) if cond else G(z)
             fake = fake.view_as(real)
-            d_real = D(self._to_d(real, rng), y_real) if cond else D(self._to_d(real, rng))
+            real_in = self._to_d(real, rng)
+            if r1_now:
+                real_in = real_in.detach().requires_grad_(True)
+            d_real = D(real_in, y_real) if cond else D(real_in)
             d_fake = D(self._to_d(fake.detach(), rng), y_fake) if cond else D(self._to_d(fake.detach(), rng))
         d_real, d_fake = d_real.float().view(-1), d_fake.float().view(-1)
         if self.hinge:
             d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        else:
-            d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                      + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        else:   # logistic: -log sigmoid(d_real) - log(1 - sigmoid(d_fake))
+            d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        logs = {}
+        if r1_now:
+            # R1 (Mescheder et al. 2018): penalise D's gradient on real images, so D cannot
+            # carve sharp cliffs around the data; lazy every r1_every steps, scaled by r1_every.
+            grad, = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+            penalty = grad.float().pow(2).flatten(1).sum(1).mean()
+            d_loss = d_loss + 0.5 * self.r1 * self.r1_every * penalty
+            logs["r1"] = penalty.item()
         opt_d = self.optimizers["d"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -145,8 +177,8 @@ class GANObjective(Objective):
         g_out = g_out.float().view(-1)
         if self.hinge:
             g_loss = -g_out.mean()
-        else:
-            g_loss = F.binary_cross_entropy_with_logits(g_out, torch.ones_like(g_out))
+        else:   # non-saturating: -log sigmoid(D(G(z)))
+            g_loss = F.softplus(-g_out).mean()
         opt_g = self.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -156,8 +188,9 @@ class GANObjective(Objective):
             # ramp the decay so early, fast-changing weights do not linger in the average
             decay = min(self.opts.ema_decay, (1 + step) / (10 + step))
             self.model.update_ema(decay)
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
-                "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+        logs.update({"d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                     "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()})
+        return logs
 
 
 class CharLMObjective(Objective):
