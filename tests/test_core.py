@@ -364,7 +364,11 @@ def test_ctrl_c_saves_a_checkpoint_before_exiting(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--tiny",
                           "--out", str(out), "--max-steps", "100000", "--batch-size", "16", "--log-every", "1",
                           "--ckpt-every", "100000", "--no-progress"], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # a shell without job control starts background jobs (`nohup make test &`)
+                         # with SIGINT ignored, and an ignored signal stays ignored across exec:
+                         # give the child the default disposition, as a terminal's Ctrl-C would find
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not ((out / "stats.jsonl").exists() and (out / "stats.jsonl").read_text().count("\n") >= 3):
