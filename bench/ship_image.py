@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
+    from shiputil import stage, swap_in
     from aigc.cards import write_card
     from aigc.catalog import record_metrics
     from aigc.latent import ensure_directions, training_images
@@ -44,19 +44,10 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-file", default=None, help="markdown appended to the card")
     a = ap.parse_args(argv)
 
-    run, dest = Path(a.run), ROOT / "weights" / a.name
     result = json.loads(Path(a.eval_json).read_text())
     if not isinstance(result, dict) or "n" not in result:
         raise SystemExit(f"{a.eval_json}: not the JSON object `aigc eval --json` prints")
-    tmp = dest.with_name(f".{a.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(run / "model", tmp)
-    for stale in ("directions.json", "directions.safetensors", "README.md"):
-        (tmp / stale).unlink(missing_ok=True)
-    (tmp / "training").mkdir(exist_ok=True)
-    for f in ("options.json", "stats.jsonl", "summary.json"):
-        if (run / f).is_file():
-            shutil.copy2(run / f, tmp / "training" / f)
+    tmp, dest = stage(Path(a.run), a.name, drop=("directions.json", "directions.safetensors", "README.md"))
     record_metrics(tmp, result)
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -70,12 +61,7 @@ def main(argv=None) -> int:
     extra = Path(a.extra_file).read_text(encoding="utf-8") if a.extra_file else ""
     write_card(tmp, title=a.title or a.name, summary=a.summary, train_command=a.train_command,
                eval_command=eval_command, hardware=a.hardware, extra=extra)
-    old = dest.with_name(f".{a.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(tmp, dest)
     print(json.dumps({k: v for k, v in ckpt.read_metrics(dest).items() if k != "protocol"}))
     return 0
 

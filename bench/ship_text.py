@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
+    from shiputil import stage, swap_in
     from aigc.cards import write_card
     from aigc.catalog import record_metrics
     from aigc.data.text import load_text_corpus
@@ -42,14 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--poems", action="store_true", help="samples.txt: one poem of every form (Tang models)")
     a = ap.parse_args(argv)
 
-    run, dest = Path(a.run), ROOT / "weights" / a.name
-    tmp = dest.with_name(f".{a.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(run / "model", tmp)
-    (tmp / "training").mkdir(exist_ok=True)
-    for f in ("options.json", "stats.jsonl", "summary.json"):
-        if (run / f).is_file():
-            shutil.copy2(run / f, tmp / "training" / f)
+    tmp, dest = stage(Path(a.run), a.name)
+    run = Path(a.run)
 
     model = ckpt.from_pretrained(tmp)
     dataset = model.meta.get("dataset")
@@ -76,12 +69,7 @@ def main(argv=None) -> int:
     extra = Path(a.extra_file).read_text(encoding="utf-8") if a.extra_file else ""
     write_card(tmp, title=a.name, summary=a.summary, train_command=a.train_command,
                eval_command=f"python -m aigc eval {a.name} --heldout --json", hardware=a.hardware, extra=extra)
-    old = dest.with_name(f".{a.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(tmp, dest)
     print(json.dumps(res, ensure_ascii=False))
     return 0
 

@@ -1,0 +1,34 @@
+"""What shipping any run into weights/ shares: stage a copy beside weights/NAME, swap it in atomically."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(run: Path, name: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """Copy RUN/model (less `drop`) and the run's training record to weights/.NAME.tmp;
+    returns (tmp, dest)."""
+    dest = ROOT / "weights" / name
+    tmp = dest.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run / "model", tmp)
+    for stale in drop:
+        (tmp / stale).unlink(missing_ok=True)
+    (tmp / "training").mkdir(exist_ok=True)
+    for f in ("options.json", "stats.jsonl", "summary.json"):
+        if (run / f).is_file():
+            shutil.copy2(run / f, tmp / "training" / f)
+    return tmp, dest
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Replace dest with tmp: the old folder is moved aside first, so a reader never sees a mix."""
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
