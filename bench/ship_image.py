@@ -25,23 +25,17 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
-    from shiputil import stage, swap_in
+    from shiputil import add_card_args, stage, swap_in
     from aigc.cards import write_card
     from aigc.catalog import record_metrics
     from aigc.latent import ensure_directions, training_images
     from aigc.pipelines import ImagePipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", help="training run folder")
-    ap.add_argument("name", help="folder name under weights/")
+    add_card_args(ap, title_required=False)
     ap.add_argument("--eval-json", required=True, help="the JSON printed by `python -m aigc eval ... --json`")
     ap.add_argument("--eval-command", default=None,
                     help="the evaluation command for the card (default: fid,kid,domain_fd,label_acc on 10,000 samples)")
-    ap.add_argument("--title", default=None, help="card title line (default: NAME)")
-    ap.add_argument("--summary", required=True, help="card summary paragraph")
-    ap.add_argument("--train-command", required=True, help="the exact training command")
-    ap.add_argument("--hardware", required=True, help="where and how long it trained")
-    ap.add_argument("--extra-file", default=None, help="markdown appended to the card")
     a = ap.parse_args(argv)
 
     result = json.loads(Path(a.eval_json).read_text())

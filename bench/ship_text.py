@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
-    from shiputil import stage, swap_in
+    from shiputil import add_card_args, stage, swap_in
     from aigc.cards import write_card
     from aigc.catalog import record_metrics
     from aigc.data.text import load_text_corpus
@@ -30,13 +30,7 @@ def main(argv=None) -> int:
     from aigc.textgen import TextPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", help="training run folder")
-    ap.add_argument("name", help="folder name under weights/")
-    ap.add_argument("--title", required=True, help="card title line")
-    ap.add_argument("--summary", required=True, help="card summary paragraph")
-    ap.add_argument("--train-command", required=True, help="the exact training command")
-    ap.add_argument("--hardware", required=True, help="where and how long it trained")
-    ap.add_argument("--extra-file", default=None, help="markdown appended to the card")
+    add_card_args(ap)
     ap.add_argument("--prompts", nargs="*", default=["\n"], help="prompts for samples.txt")
     ap.add_argument("--poems", action="store_true", help="samples.txt: one poem of every form (Tang models)")
     a = ap.parse_args(argv)

@@ -8,6 +8,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def add_card_args(ap, title_required: bool = True) -> None:
+    """The arguments every ship script takes: the run, the name, and what the card says."""
+    ap.add_argument("run", help="training run folder")
+    ap.add_argument("name", help="folder name under weights/")
+    ap.add_argument("--title", required=title_required, default=None,
+                    help="card title line" + ("" if title_required else " (default: NAME)"))
+    ap.add_argument("--summary", required=True, help="card summary paragraph")
+    ap.add_argument("--train-command", required=True, help="the exact training command")
+    ap.add_argument("--hardware", required=True, help="where and how long it trained")
+    ap.add_argument("--extra-file", default=None, help="markdown appended to the card")
+
+
 def stage(run: Path, name: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]:
     """Copy RUN/model (less `drop`) and the run's training record to weights/.NAME.tmp;
     returns (tmp, dest)."""

@@ -90,13 +90,13 @@ class GANObjective(Objective):
     def __init__(self, model, opts, nets):
         super().__init__(model, opts, nets)
         self.modern = model.kind == "dcgan"
-        loss = getattr(opts, "gan_loss", "hinge") if self.modern else "bce"
+        loss = opts.gan_loss if self.modern else "bce"
         if loss not in ("hinge", "ns", "bce"):
             raise ValueError(f"unknown GAN loss {loss!r}; use hinge or ns")
         self.hinge = loss == "hinge"
-        self.r1 = float(getattr(opts, "r1", 0.0) or 0.0) if self.modern else 0.0
-        self.r1_every = max(1, int(getattr(opts, "r1_every", 4) or 1))
-        beta1 = getattr(opts, "adam_beta1", None)
+        self.r1 = float(opts.r1) if self.modern else 0.0
+        self.r1_every = max(1, int(opts.r1_every))
+        beta1 = opts.adam_beta1
         if self.modern:
             lr_g = opts.lr or 2e-4
             lr_d = getattr(opts, "lr_d", None) or opts.lr or 2e-4
@@ -108,7 +108,7 @@ class GANObjective(Objective):
         self.optimizers["g"] = torch.optim.Adam(nets["generator"].parameters(), lr=lr_g, betas=betas)
         self.optimizers["d"] = torch.optim.Adam(nets["discriminator"].parameters(), lr=lr_d, betas=betas)
         self.augment = opts.diffaug and self.modern
-        self.noise = float(getattr(opts, "instance_noise", 0.0) or 0.0) if self.modern else 0.0
+        self.noise = float(opts.instance_noise) if self.modern else 0.0
         self.noise_now = 0.0
 
     def _to_d(self, img, rng):
