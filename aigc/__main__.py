@@ -95,6 +95,7 @@ def cmd_train(args) -> int:
         diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d,
         gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
         instance_noise=args.instance_noise,
+        **({} if args.mode_seeking is None else {"mode_seeking": args.mode_seeking}),
         progress=not args.no_progress)
     if args.resume is not None:
         if not (Path(args.resume) / "state.pt").is_file():
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--r1-every", type=int, default=4, help="dcgan: apply R1 every N steps, scaled by N (default 4)")
     s.add_argument("--instance-noise", type=float, default=0.0,
                    help="dcgan: std of Gaussian noise on D's inputs (images in [-1, 1]), decaying to 0 over the run (default 0)")
+    s.add_argument("--mode-seeking", type=float, default=None,
+                   help="dcgan: weight of the mode-seeking term (MSGAN) against one look per class "
+                        "(default: TrainOptions.mode_seeking, 0.2; 0: off)")
     s.add_argument("--adam-beta1", type=float, default=None, help="GANs: Adam beta1 (default 0 for dcgan, 0.5 for seed-gan)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")

@@ -12,6 +12,7 @@ LABELS = {
     "kid": "KID x 1000 (Inception, lower is better)",
     "domain_fd": "Domain FD (dataset classifier features, lower is better)",
     "label_acc": "Label accuracy of conditional samples (classifier)",
+    "diversity": "Within-class diversity vs the test set (classifier features, 1 = as varied as the data)",
     "nll_nats": "Test NLL, nats (IWAE bound, lower is better)",
     "nats_per_char": "Held-out cross-entropy, nats/char",
     "bits_per_char": "Held-out bits/char",

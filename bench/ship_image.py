@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     add_card_args(ap, title_required=False)
     ap.add_argument("--eval-json", required=True, help="the JSON printed by `python -m aigc eval ... --json`")
     ap.add_argument("--eval-command", default=None,
-                    help="the evaluation command for the card (default: fid,kid,domain_fd,label_acc on 10,000 samples)")
+                    help="the evaluation command for the card (default: fid,kid,domain_fd,label_acc,diversity on 10,000 samples)")
     a = ap.parse_args(argv)
 
     result = json.loads(Path(a.eval_json).read_text())
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     pipe = ImagePipeline.from_pretrained(tmp)
     ensure_directions(pipe, training_images(pipe.model))
 
-    eval_command = a.eval_command or (f"python -m aigc eval {a.name} --metrics fid,kid,domain_fd,label_acc "
+    eval_command = a.eval_command or (f"python -m aigc eval {a.name} --metrics fid,kid,domain_fd,label_acc,diversity "
                                       f"--n 10000 --json")
     extra = Path(a.extra_file).read_text(encoding="utf-8") if a.extra_file else ""
     write_card(tmp, title=a.title or a.name, summary=a.summary, train_command=a.train_command,

@@ -222,7 +222,8 @@ def test_resume_continues_at_the_right_step_with_the_same_state(kind, tmp_path):
 
 def test_resume_of_a_run_that_predates_a_config_field(tmp_path):
     """New runs record the value of every field whose default changed (d_head); a run folder from
-    before the field existed resumes with the old value instead of failing on mismatched weights."""
+    before the field existed resumes with the old value instead of failing on mismatched weights.
+    The same for training options (mode_seeking)."""
     common = dict(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
     train(TrainOptions(out=str(tmp_path / "r"), max_steps=1, config={"d_head": "sum"}, **common), data=small_data())
     opts_path = tmp_path / "r" / "options.json"
@@ -235,6 +236,16 @@ def test_resume_of_a_run_that_predates_a_config_field(tmp_path):
     assert ckpt.from_pretrained(out).config.d_head == "sum"
     new = train(TrainOptions(out=str(tmp_path / "n"), max_steps=1, **common), data=small_data())
     assert json.loads((tmp_path / "n" / "options.json").read_text())["config"] == {"d_head": "dense"}
+    # an option whose default changed (mode_seeking) resumes with its old value when not recorded
+    opts_path = tmp_path / "n" / "options.json"
+    saved = json.loads(opts_path.read_text())
+    assert saved["mode_seeking"] == 0.2
+    del saved["mode_seeking"]
+    opts_path.write_text(json.dumps(saved))
+    train(TrainOptions(out=str(tmp_path / "n"), max_steps=2, **common), data=small_data(), resume=str(tmp_path / "n"))
+    stats = [json.loads(l) for l in (tmp_path / "n" / "stats.jsonl").read_text().splitlines()]
+    assert "ms_ratio" in stats[0] and "ms_ratio" not in stats[-1]
+    assert json.loads(opts_path.read_text())["mode_seeking"] == 0.0
     assert ckpt.from_pretrained(new).config.d_head == "dense"
 
 
@@ -277,6 +288,64 @@ def test_dcgan_non_saturating_loss_with_lazy_r1(tmp_path):
     assert noisy_stats[0]["d_loss"] != plain_stats[0]["d_loss"]     # D saw noisy images
     with pytest.raises(ValueError, match="unknown GAN loss"):
         train(TrainOptions(out=str(tmp_path / "bad"), gan_loss="wasserstein", **common), data=small_data())
+
+
+def test_dcgan_mode_seeking_pairs_share_a_class_and_change_the_generator(tmp_path):
+    """--mode-seeking L adds MSGAN's term to G's loss (logged as ms_ratio, the image distance over
+    the latent distance of same-class pairs); G's update differs from the plain run's, D's first
+    step does not (the term is G's only)."""
+    common = dict(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False,
+                  max_steps=2, diffaug=False)
+    plain = train(TrainOptions(out=str(tmp_path / "plain"), mode_seeking=0.0, **common), data=small_data())
+    ms = train(TrainOptions(out=str(tmp_path / "ms"), mode_seeking=1.0, **common), data=small_data())
+    stats = [json.loads(l) for l in (tmp_path / "ms" / "stats.jsonl").read_text().splitlines()]
+    plain_stats = [json.loads(l) for l in (tmp_path / "plain" / "stats.jsonl").read_text().splitlines()]
+    assert all(s["ms_ratio"] > 0 for s in stats) and not any("ms_ratio" in s for s in plain_stats)
+    assert stats[0]["d_loss"] == plain_stats[0]["d_loss"]
+    # step 0 is the same forward pass at weights 1 and 2: the G losses differ by exactly 1/ratio
+    train(TrainOptions(out=str(tmp_path / "ms2"), mode_seeking=2.0, **common), data=small_data())
+    stats2 = [json.loads(l) for l in (tmp_path / "ms2" / "stats.jsonl").read_text().splitlines()]
+    assert stats2[0]["ms_ratio"] == stats[0]["ms_ratio"]
+    assert stats2[0]["g_loss"] - stats[0]["g_loss"] == pytest.approx(1.0 / (stats[0]["ms_ratio"] + 1e-5), rel=1e-4)
+    a = ckpt.load_weights(plain / "model.safetensors")
+    b = ckpt.load_weights(ms / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("generator"))
+
+
+def test_dcgan_minibatch_std_sees_how_varied_a_batch_is():
+    """d_mbstd=G appends the batch's spread as a channel: a batch of one image repeated (a collapsed
+    generator) and a varied batch with that image in it score that image differently; without
+    the layer D scores each image on its own."""
+    x = torch.rand(8, 1, 28, 28)
+    same = x[:1].expand(8, 1, 28, 28).clone()
+    labels = torch.zeros(8, dtype=torch.long)
+    for mbstd, differs in ((4, True), (0, False)):
+        torch.manual_seed(0)
+        d = build("dcgan", tiny=True, d_mbstd=mbstd).discriminator.eval()
+        with torch.no_grad():
+            a, b = d(x, labels)[0].item(), d(same, labels)[0].item()
+        assert (a != pytest.approx(b, abs=1e-6)) == differs
+    with torch.no_grad():        # batches not divisible by the group fall back to a smaller group
+        assert build("dcgan", tiny=True, d_mbstd=4).discriminator(torch.rand(6, 1, 28, 28), labels[:6]).shape == (6,)
+
+
+def test_group_by_class_lays_out_groups_of_one_class(tmp_path):
+    """With d_mbstd=G a conditional D compares G images of one class: the real batch is reordered
+    so that images j, j+m, ... share a class (leftovers dropped), and training runs that way."""
+    from aigc.train.objectives import group_by_class
+    y = torch.tensor([0, 1, 0, 2, 1, 0, 3, 1, 2, 2, 0, 5, 1])
+    x = torch.arange(len(y)).float().view(-1, 1, 1, 1)
+    for g in (2, 3):
+        xg, yg = group_by_class(x, y, g)
+        m = len(yg) // g
+        assert len(yg) == g * m and m == sum(int((y == c).sum()) // g for c in range(6))
+        assert all(len({int(yg[j + i * m]) for i in range(g)}) == 1 for j in range(m))
+        assert all(int(y[int(xg[k])]) == int(yg[k]) for k in range(len(yg)))     # images kept their labels
+        assert len(set(xg.flatten().tolist())) == len(xg)                         # no image twice
+    assert len(group_by_class(x[:3], torch.tensor([0, 1, 2]), 2)[0]) == 0
+    run = train(TrainOptions(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False,
+                             max_steps=2, out=str(tmp_path / "pairs"), config={"d_mbstd": 2}), data=small_data())
+    assert (run / "model.safetensors").is_file()
 
 
 def test_vae_kl_warmup_fits_the_run(tmp_path):

@@ -196,6 +196,21 @@ def test_evaluate_conditional_gan_domain_metrics():
     assert again["domain_fd"] == out["domain_fd"]       # seeded: reproducible
 
 
+def test_diversity_is_one_for_data_and_low_for_one_look_per_class(mnist_test):
+    """diversity: within-class spread of the samples over the test set's. Held-out training images
+    are about as varied as the test set; the same image repeated per class scores near zero."""
+    tr = load_dataset("mnist", "train")
+    idx = np.random.default_rng(0).permutation(len(tr))[:2000]
+    data = evaluate_samples(tr.images[idx], "mnist", metrics="diversity", labels=tr.labels[idx])
+    assert 0.9 < data["diversity"] < 1.1 and "diversity" in data["protocol"]
+    one = np.stack([mnist_test.images[np.flatnonzero(mnist_test.labels == c)[0]] for c in range(10)])
+    collapsed = evaluate_samples(np.repeat(one, 50, axis=0), "mnist", metrics="diversity",
+                                 labels=np.repeat(np.arange(10), 50))
+    assert collapsed["diversity"] < 0.01
+    # unconditional samples are grouped by the classifier's own reading
+    assert 0.9 < evaluate_samples(tr.images[idx], "mnist", metrics="diversity")["diversity"] < 1.2
+
+
 def test_generate_samples_balanced_labels():
     gan = build("dcgan", tiny=True)
     images, labels = generate_samples(gan, 25, seed=0)
@@ -216,7 +231,7 @@ def test_nll_of_tiny_vae_is_finite_and_positive():
 
 # -- registry and errors -------------------------------------------------------------------------------------
 def test_registry_lists_the_metrics():
-    assert {"fid", "kid", "domain_fd", "label_acc", "nll"} <= set(METRICS)
+    assert {"fid", "kid", "domain_fd", "label_acc", "diversity", "nll"} <= set(METRICS)
     assert all(callable(m) for m in METRICS.values())
 
 

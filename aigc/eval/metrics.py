@@ -165,16 +165,34 @@ def kid(ctx: EvalContext) -> dict:
 _REAL_DOMAIN: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def real_domain_stats(dataset: str, device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of the classifier's penultimate features over the full test split; a few
+def real_domain_stats(dataset: str, device="cpu") -> tuple[np.ndarray, np.ndarray, float]:
+    """(mu, sigma, within-class spread) of the classifier's penultimate features over the test split; a few
     seconds, so memoised per process rather than cached on disk."""
     model, meta = clf.load_classifier(dataset, device)
     d = clf.classifier_dir(dataset)
     key = (dataset, str((d / "model.safetensors").stat().st_mtime_ns))
     if key not in _REAL_DOMAIN:
-        feats, _ = clf.classify(model, load_dataset(dataset, "test").images, device)
-        _REAL_DOMAIN[key] = feature_stats(feats)
+        data = load_dataset(dataset, "test")
+        feats, _ = clf.classify(model, data.images, device)
+        _REAL_DOMAIN[key] = (*feature_stats(feats), within_class_spread(feats, np.asarray(data.labels)))
     return _REAL_DOMAIN[key]
+
+
+DIVERSITY_PER_CLASS = 500   # images per class for the pairwise distances (500^2/2 pairs: plenty, and fast)
+
+
+def within_class_spread(feats: np.ndarray, classes: np.ndarray) -> float:
+    """Mean Euclidean distance between two different images of one class, averaged over the
+    classes present (the first DIVERSITY_PER_CLASS images of each)."""
+    x = torch.from_numpy(np.asarray(feats, dtype=np.float32))
+    per = []
+    for c in np.unique(classes):
+        a = x[torch.from_numpy(np.flatnonzero(classes == c)[:DIVERSITY_PER_CLASS])]
+        if len(a) > 1:
+            per.append(float(torch.cdist(a, a).sum()) / (len(a) * (len(a) - 1)))
+    if not per:
+        raise ValueError("diversity needs at least two samples of one class")
+    return float(np.mean(per))
 
 
 def _check_classifier(model, dataset: str, has_labels: bool) -> None:
@@ -194,8 +212,25 @@ def _describe_domain(ctx: EvalContext) -> list[str]:
 def domain_fd(ctx: EvalContext) -> dict:
     """Fréchet distance in the domain classifier's penultimate features (fast, dataset-specific)."""
     feats, _ = ctx.domain()
-    mu_r, sigma_r = real_domain_stats(ctx.dataset, ctx.device)
+    mu_r, sigma_r, _ = real_domain_stats(ctx.dataset, ctx.device)
     return {"domain_fd": frechet_distance(*feature_stats(feats), mu_r, sigma_r)}
+
+
+def _describe_diversity(ctx: EvalContext) -> list[str]:
+    return [f"diversity: mean distance between two samples of one class (the class asked for, or the "
+            f"classifier's for unconditional models) in classifier-{ctx.dataset} features, first "
+            f"{DIVERSITY_PER_CLASS} per class, over the same for the test set (1 = as varied as the data)"]
+
+
+@register("diversity", check=_check_classifier, describe=_describe_diversity)
+def diversity(ctx: EvalContext) -> dict:
+    """How varied the samples of one class are, relative to the test set. A generator that ignores
+    its latent and draws one look per class scores far below 1 even when every sample is
+    recognisable (which label accuracy alone would call perfect)."""
+    feats, pred = ctx.domain()
+    classes = np.asarray(ctx.labels) if ctx.labels is not None else pred
+    _, _, real = real_domain_stats(ctx.dataset, ctx.device)
+    return {"diversity": within_class_spread(feats, classes) / real}
 
 
 def _check_label_acc(model, dataset: str, has_labels: bool) -> None:

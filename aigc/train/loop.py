@@ -33,6 +33,11 @@ from .objectives import make_objective, trainable_nets
 from .rng import StepRNG
 
 
+# options whose default changed: a run folder saved before (no such key in options.json) resumes
+# with the value it was started with
+OPTION_LEGACY = {"mode_seeking": 0.0}
+
+
 @dataclass
 class TrainOptions:
     model: str = "dcgan"              # registry kind: vae | dcgan | seed-gan
@@ -58,6 +63,10 @@ class TrainOptions:
     adam_beta1: float | None = None   # GAN: Adam beta1 (None: 0 for dcgan, 0.5 for seed-gan)
     instance_noise: float = 0.0       # dcgan: std of Gaussian noise added to every image D sees, real and fake,
                                       # decaying linearly to 0 over the run (Sonderby et al. 2016)
+    mode_seeking: float = 0.2         # dcgan: weight of the mode-seeking term (MSGAN, Mao et al. 2019) that pays
+                                      # G for making two latents of one class look different. Without it the
+                                      # conditional G drew one look per class (diversity 0.38); 0.2 keeps the
+                                      # samples digits (1.0 bought distance with noise); bench/README.md
     device: str = "cpu"               # cpu | cuda | auto
     precision: str = "auto"           # auto | fp32 | bf16
     compile: bool = False             # torch.compile the trainable networks (GPU)
@@ -113,6 +122,8 @@ class Run:
                 saved[k] = getattr(opts, k) if getattr(opts, k) is not None else saved.get(k)
             saved["out"] = str(run_dir)
             saved.pop("total_steps", None), saved.pop("steps_per_epoch", None)
+            for k, v in OPTION_LEGACY.items():
+                saved.setdefault(k, v)
             if not saved.get("init_from"):
                 # a run started before a config field existed was built with that field's old value
                 kind = KINDS.get(saved.get("model", ""))

@@ -79,6 +79,23 @@ class VAEObjective(Objective):
                 "beta": beta}
 
 
+def group_by_class(x: torch.Tensor, y: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder a labelled batch so that MinibatchStd(g) groups (images j, j + m, j + 2m, ... of a
+    batch of g*m) hold g images of one class; images that do not fill a group are dropped (about
+    half a group per class present). Returns the reordered (x, y); empty if no class fills a group."""
+    groups = []
+    ys = y.cpu()
+    for c in torch.unique(ys).tolist():
+        idx = torch.nonzero(ys == c).flatten()
+        k = len(idx) // g
+        if k:
+            groups.append(idx[:k * g].view(k, g))
+    if not groups:
+        return x[:0], y[:0]
+    order = torch.cat(groups).t().reshape(-1).to(x.device)     # g x m, row-major: group j = column j
+    return x[order], y[order]
+
+
 class GANObjective(Objective):
     """Alternating updates: one discriminator step, then one generator step.
 
@@ -110,6 +127,18 @@ class GANObjective(Objective):
         self.augment = opts.diffaug and self.modern
         self.noise = float(opts.instance_noise) if self.modern else 0.0
         self.noise_now = 0.0
+        self.mode_seeking = float(opts.mode_seeking) if self.modern else 0.0
+        # a conditional D with minibatch std compares groups of one class (see group_by_class), so
+        # it sees when G draws one look per class, which groups of mixed classes would hide
+        self.group = int(getattr(model.config, "d_mbstd", 0) or 0) if model.num_classes else 0
+
+    def _fake_labels(self, rng, n):
+        """Classes for n fakes: uniform, or in class groups laid out as group_by_class lays out
+        the real batch."""
+        if self.group < 2:
+            return rng.randint(0, self.model.num_classes, (n,))
+        m = max(1, n // self.group)
+        return rng.randint(0, self.model.num_classes, (m,)).repeat(self.group)
 
     def _to_d(self, img, rng):
         """Generator space -> discriminator input ([-1, 1]), augmented if enabled, then with
@@ -129,15 +158,19 @@ class GANObjective(Objective):
             total = self.opts.total_steps or 0
             frac = max(step / total if total else 0.0, getattr(self.opts, "time_frac", 0.0))
             self.noise_now = self.noise * max(0.0, 1.0 - frac)
-        n = x.shape[0]
         cond = self.model.num_classes > 0
+        if self.group > 1 and cond:
+            xg, yg = group_by_class(x, y, self.group)
+            if len(xg):            # a tiny batch of all-different classes stays as it is
+                x, y = xg, yg
+        n = x.shape[0]
         if self.modern:
             real = x * 2 - 1
         else:
             real = x                  # the article's generator ends in a sigmoid: images in [0, 1]
         y_real = y if cond else None
         z = rng.randn(n, self.model.latent_dim)
-        y_fake = rng.randint(0, self.model.num_classes, (n,)) if cond else None
+        y_fake = self._fake_labels(rng, n) if cond else None
 
         # discriminator
         r1_now = self.r1 > 0 and step % self.r1_every == 0
@@ -169,8 +202,13 @@ class GANObjective(Objective):
         opt_d.step()
 
         # generator
+        n = n if self.group < 2 else max(self.group, n - n % self.group)
         z = rng.randn(n, self.model.latent_dim)
-        y_fake = rng.randint(0, self.model.num_classes, (n,)) if cond else None
+        y_fake = self._fake_labels(rng, n) if cond else None
+        half = n // 2
+        seek = self.mode_seeking > 0 and half > 0
+        if seek and cond:
+            y_fake[half:2 * half] = y_fake[:half]      # pairs: sample i and i + n/2 share a class
         with self.amp():
             fake = (G(z, y_fake) if cond else G(z)).view_as(real)
             g_out = D(self._to_d(fake, rng), y_fake) if cond else D(self._to_d(fake, rng))
@@ -179,6 +217,14 @@ class GANObjective(Objective):
             g_loss = -g_out.mean()
         else:   # non-saturating: -log sigmoid(D(G(z)))
             g_loss = F.softplus(-g_out).mean()
+        if seek:
+            # MSGAN (Mao et al. 2019): the ratio of image distance to latent distance for pairs of
+            # one class; G is penalised by its inverse, so ignoring z (one look per class) costs.
+            f = fake.float()
+            ratio = ((f[:half] - f[half:2 * half]).abs().mean()
+                     / (z[:half] - z[half:2 * half]).abs().mean())
+            g_loss = g_loss + self.mode_seeking / (ratio + 1e-5)
+            logs["ms_ratio"] = ratio.item()
         opt_g = self.optimizers["g"]
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
