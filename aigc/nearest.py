@@ -19,7 +19,8 @@ import torch
 from .data.images import ImageData, canonical_name, load_dataset
 
 _LOCK = threading.Lock()
-_INDEXES: dict = {}
+_INDEXES: dict = {}                        # dataset name or (model file, mtime, size) -> TrainingIndex
+MAX_MODEL_INDEXES = 8                      # per-model indexes kept (least recently used dropped first)
 TRAINING_IMAGES = "training_images.npz"   # beside a model trained on an upload: the images as prepared
 MAX_SAVED_BYTES = 256 * 2 ** 20           # larger prepared sets are not copied into the model folder
 
@@ -155,9 +156,17 @@ def index_for_model(model_dir: str | Path | None, dataset: str | None) -> Traini
         st = path.stat()
         key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
         with _LOCK:
-            if key not in _INDEXES:
-                _INDEXES[key] = TrainingIndex(load_training_images(path, name=f"{Path(model_dir).name} training images"))
-            return _INDEXES[key]
+            if key in _INDEXES:
+                _INDEXES[key] = _INDEXES.pop(key)          # most recently used last
+                return _INDEXES[key]
+            index = TrainingIndex(load_training_images(path, name=f"{Path(model_dir).name} training images"))
+            # a rewritten file's old index, and the least recently used beyond the limit, go
+            models = [k for k in _INDEXES if isinstance(k, tuple)]
+            stale = [k for k in models if k[0] == key[0]]
+            for k in stale + [k for k in models if k not in stale][:max(0, len(models) - len(stale) - MAX_MODEL_INDEXES + 1)]:
+                _INDEXES.pop(k, None)
+            _INDEXES[key] = index
+            return index
     try:
         canonical_name(dataset or "")
     except ValueError:

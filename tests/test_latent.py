@@ -240,6 +240,35 @@ def test_nearest_finds_the_training_image():
         idx.query(np.zeros((32, 32, 1), np.uint8))
 
 
+def test_per_model_indexes_are_bounded_and_drop_stale_files(tmp_path, monkeypatch):
+    """The per-process cache of per-model indexes keeps at most MAX_MODEL_INDEXES, least recently
+    used out first, and a rewritten training_images.npz replaces its old index rather than adding one."""
+    import os
+    from aigc import nearest
+    monkeypatch.setattr(nearest, "_INDEXES", {})
+    monkeypatch.setattr(nearest, "MAX_MODEL_INDEXES", 3)
+    rng = np.random.default_rng(0)
+    dirs = []
+    for i in range(5):
+        d = tmp_path / f"m{i}"
+        d.mkdir()
+        nearest.save_training_images(d, ImageData("upload:x", rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8), None, []))
+        dirs.append(d)
+    for d in dirs[:3]:
+        nearest.index_for_model(d, None)
+    first = nearest.index_for_model(dirs[0], None)               # used again: now the most recent
+    nearest.index_for_model(dirs[3], None)                        # drops m1, the least recently used
+    keys = [k[0] for k in nearest._INDEXES]
+    assert len(keys) == 3 and str((dirs[1] / nearest.TRAINING_IMAGES).resolve()) not in keys
+    assert nearest.index_for_model(dirs[0], None) is first
+    path = dirs[0] / nearest.TRAINING_IMAGES                      # rewritten: a new index, the old one gone
+    nearest.save_training_images(dirs[0], ImageData("upload:x", rng.integers(0, 256, (7, 8, 8, 1), dtype=np.uint8), None, []))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10 ** 9))
+    again = nearest.index_for_model(dirs[0], None)
+    assert again is not first and len(again) == 7
+    assert [k[0] for k in nearest._INDEXES].count(str(path.resolve())) == 1 and len(nearest._INDEXES) == 3
+
+
 def test_training_images_saved_beside_a_model(tmp_path):
     """An upload-trained model keeps its prepared images (distinct, uint8, no pickle); the nearest
     check uses them, with leave-one-out distances as the scale since an upload has no test split."""

@@ -116,7 +116,7 @@ class GANObjective(Objective):
         beta1 = opts.adam_beta1
         if self.modern:
             lr_g = opts.lr or 2e-4
-            lr_d = getattr(opts, "lr_d", None) or opts.lr or 2e-4
+            lr_d = opts.lr_d or opts.lr or 2e-4
             betas = (0.0 if beta1 is None else beta1, 0.99)  # beta1=0: momentum fights the moving target of a GAN
         else:
             lr_g = lr_d = opts.lr or 2e-4
