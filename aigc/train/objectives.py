@@ -138,7 +138,10 @@ class GANObjective(Objective):
         if self.group < 2:
             return rng.randint(0, self.model.num_classes, (n,))
         m = max(1, n // self.group)
-        return rng.randint(0, self.model.num_classes, (m,)).repeat(self.group)
+        out = rng.randint(0, self.model.num_classes, (m,)).repeat(self.group)[:n]
+        if len(out) < n:           # a batch that is not whole groups: the rest uniform
+            out = torch.cat([out, rng.randint(0, self.model.num_classes, (n - len(out),))])
+        return out
 
     def _to_d(self, img, rng):
         """Generator space -> discriminator input ([-1, 1]), augmented if enabled, then with
