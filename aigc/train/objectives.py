@@ -101,7 +101,8 @@ class GANObjective(Objective):
 
     dcgan: hinge loss (Lim & Ye 2017; Miyato et al. 2018) or the non-saturating logistic loss
     (Goodfellow et al. 2014, StyleGAN), optionally with an R1 penalty, Adam(0, 0.99) as in
-    SNGAN/BigGAN, DiffAugment on both real and fake images, EMA of the generator.
+    SNGAN/BigGAN, DiffAugment on both real and fake images, EMA of the generator, and a mode-seeking
+    term (MSGAN) so that two latents of one class give different pictures.
     seed-gan: the article's binary cross-entropy with the non-saturating generator loss."""
 
     def __init__(self, model, opts, nets):
