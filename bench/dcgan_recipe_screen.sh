@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:-8}
 shift || true
 # v0-v5 use the discriminator head that was the default when they ran ("sum"); v7/v8 the "dense"
-# head that is the default since (aigc/models/gan.py). v9-v12 ran with STEPS=710 (v7's step count).
+# head that is the default since (aigc/models/gan.py). v9-v18 ran with STEPS=710 (v7's step count);
+# v13-v18 change one thing of v12 (mode seeking 0.2, the default since) each.
 # v10's recorded figure predates class grouping: its minibatch-std groups mixed classes; a
 # conditional D now groups one class (objectives.group_by_class), as v11 (groups of 2) ran.
 declare -A FLAGS=(
@@ -29,6 +30,12 @@ declare -A FLAGS=(
   [v10-dense-mbstd]="--set d_head=dense --set d_mbstd=4"
   [v11-dense-pairs]="--set d_head=dense --set d_mbstd=2"
   [v12-dense-ms0.2]="--set d_head=dense --mode-seeking 0.2"
+  [v13-ms0.2-trans]="--set d_head=dense --mode-seeking 0.2 --diffaug-policy translation"
+  [v14-ms0.2-trans-color]="--set d_head=dense --mode-seeking 0.2 --diffaug-policy color,translation"
+  [v15-ms0.1]="--set d_head=dense --mode-seeking 0.1"
+  [v16-ms0.2-lr4e-4]="--set d_head=dense --mode-seeking 0.2 --lr 4e-4"
+  [v17-ms0.2-ttur]="--set d_head=dense --mode-seeking 0.2 --lr 1e-4 --lr-d 4e-4"
+  [v18-ms0.2-ngf64]="--set d_head=dense --mode-seeking 0.2 --set ngf=64"
 )
 NAMES=("$@")
 [ ${#NAMES[@]} -eq 0 ] && NAMES=(v0-sum v1-sum-noaug v2-sum-ns-noaug v4-sum-ns-noaug-r1 v5-sum-ns-noaug-noise v7-dense v8-dense-ns-noaug-r1)

@@ -1,7 +1,7 @@
 """Training-step throughput of the dcgan (images/s) against a plain fp32 run of the same
 network in the same process, plus sampling latency for 1 and 64 images.
 
-    python bench/train_throughput.py [--device cpu|cuda] [--batch-size 128] [--steps 20]
+    python bench/train_throughput.py [--device cpu|cuda] [--batch-size 128] [--steps 20] [--set ngf=64 ...]
 
 The "plain" figure is the same objective with fp32 everywhere (no autocast); the ratio is
 what the precision choice buys on this machine. Prints one JSON line per measurement and a
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from aigc.__main__ import UsageError, _parse_set  # noqa: E402
 from aigc.data import load_dataset  # noqa: E402
 from aigc.devices import resolve_device  # noqa: E402
 from aigc.registry import build  # noqa: E402
@@ -32,9 +33,11 @@ def sync(dev):
         torch.cuda.synchronize(dev)
 
 
-def step_rate(kind: str, precision: str, device: str, batch: int, steps: int, warmup: int = 3) -> float:
+def step_rate(kind: str, precision: str, device: str, batch: int, steps: int, warmup: int = 3,
+              config: dict | None = None) -> float:
     run = Run(TrainOptions(model=kind, data="mnist", out="/nonexistent-never-written", max_steps=10 ** 6,
-                           batch_size=batch, device=device, precision=precision, progress=False))
+                           batch_size=batch, device=device, precision=precision, progress=False,
+                           config=dict(config or {})))
     dev = run.device
     for i in range(warmup):
         x, y = run.batch(i, None)
@@ -72,12 +75,19 @@ def main():
     p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per measurement (default 20)")
     p.add_argument("--kind", default="dcgan", help="model kind (default dcgan)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a model config field, as `python -m aigc train --set` (repeatable), e.g. ngf=64")
     a = p.parse_args()
+    try:
+        config = _parse_set(a.set)
+    except UsageError as e:
+        p.error(str(e))
     load_dataset("mnist")
     fast_prec = "auto"
-    fast = step_rate(a.kind, fast_prec, a.device, a.batch_size, a.steps)
-    plain = step_rate(a.kind, "fp32", a.device, a.batch_size, a.steps)
-    res = {"device": a.device, "kind": a.kind, "batch": a.batch_size, "threads": torch.get_num_threads(),
+    fast = step_rate(a.kind, fast_prec, a.device, a.batch_size, a.steps, config=config)
+    plain = step_rate(a.kind, "fp32", a.device, a.batch_size, a.steps, config=config)
+    res = {"device": a.device, "kind": a.kind, "batch": a.batch_size, "config": config,
+           "threads": torch.get_num_threads(),
            "img_per_s_auto_precision": round(fast, 1), "img_per_s_plain_fp32": round(plain, 1),
            "ratio": round(fast / plain, 2), "torch": torch.__version__}
     if a.device.startswith("cuda"):

@@ -249,6 +249,32 @@ def test_resume_of_a_run_that_predates_a_config_field(tmp_path):
     assert ckpt.from_pretrained(new).config.d_head == "dense"
 
 
+def test_a_run_records_its_learning_rate_and_an_older_dcgan_folder_resumes_with_2e4(tmp_path):
+    """New runs write the learning rate they resolved (the kind's default) into options.json, so a
+    later change of the default cannot change how they resume; a dcgan folder that says "lr": null
+    was started when the default was 2e-4 and resumes with that."""
+    from aigc.train.loop import Run
+    from aigc.train.objectives import GAN_LR
+    common = dict(model="dcgan", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
+    train(TrainOptions(out=str(tmp_path / "g"), max_steps=1, **common), data=small_data())
+    opts_path = tmp_path / "g" / "options.json"
+    saved = json.loads(opts_path.read_text())
+    assert saved["lr"] == GAN_LR == 4e-4 and saved["lr_d"] is None
+    again = Run(TrainOptions(out=str(tmp_path / "g"), max_steps=2, **common), data=small_data(),
+                resume=str(tmp_path / "g"))
+    assert again.objective.base_lr == {"g": 4e-4, "d": 4e-4}
+    saved["lr"] = None                                  # as written before runs recorded it
+    opts_path.write_text(json.dumps(saved))
+    old = Run(TrainOptions(out=str(tmp_path / "g"), max_steps=2, **common), data=small_data(),
+              resume=str(tmp_path / "g"))
+    assert old.objective.base_lr == {"g": 2e-4, "d": 2e-4} and old.opts.lr == 2e-4
+    # a rate given on the command line is kept, and other kinds record their own default
+    train(TrainOptions(out=str(tmp_path / "x"), max_steps=1, lr=1e-4, **common), data=small_data())
+    assert json.loads((tmp_path / "x" / "options.json").read_text())["lr"] == 1e-4
+    train(TrainOptions(out=str(tmp_path / "v"), max_steps=1, **{**common, "model": "vae"}), data=small_data())
+    assert json.loads((tmp_path / "v" / "options.json").read_text())["lr"] == 1e-3
+
+
 def test_resume_continues_the_clock_of_a_time_budget(tmp_path):
     """--max-minutes counts the whole run: the checkpoint records the time spent, and a resume whose
     budget that time already exhausts stops after a single step instead of starting a new clock."""

@@ -36,6 +36,9 @@ from .rng import StepRNG
 # options whose default changed: a run folder saved before (no such key in options.json) resumes
 # with the value it was started with
 OPTION_LEGACY = {"mode_seeking": 0.0}
+# the kind's default learning rate before it changed: a run folder whose options.json says "lr":
+# null was started before new runs recorded the rate they resolved, so it resumes with this one
+LR_LEGACY = {"dcgan": 2e-4}
 
 
 @dataclass
@@ -124,6 +127,8 @@ class Run:
             saved.pop("total_steps", None), saved.pop("steps_per_epoch", None)
             for k, v in OPTION_LEGACY.items():
                 saved.setdefault(k, v)
+            if saved.get("lr") is None:
+                saved["lr"] = LR_LEGACY.get(saved.get("model"))
             if not saved.get("init_from"):
                 # a run started before a config field existed was built with that field's old value
                 kind = KINDS.get(saved.get("model", ""))
@@ -181,6 +186,10 @@ class Run:
             nets = {k: torch.compile(v) for k, v in nets.items()}
         self.nets = {k: distributed.wrap(v, self.info, str(self.device)) for k, v in nets.items()}
         self.objective = make_objective(self.model, opts, self.nets)
+        if opts.lr is None:
+            # record the kind's default rate (before batch scaling), so the run resumes with it
+            # even if the default changes later
+            opts.lr = next(iter(self.objective.base_lr.values()))
         if opts.lr_scale and opts.batch_size > 128:
             factor = math.sqrt(opts.batch_size / 128)   # square-root scaling keeps Adam stable
             self.objective.base_lr = {k: v * factor for k, v in self.objective.base_lr.items()}
