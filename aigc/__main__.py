@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
         tiny=args.tiny, config=_parse_set(args.set), init_from=args.init_from,
         diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d,
         gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
-        instance_noise=args.instance_noise,
+        instance_noise=args.instance_noise, iwae_k=args.iwae_k,
         **({} if args.mode_seeking is None else {"mode_seeking": args.mode_seeking}),
         progress=not args.no_progress)
     if args.resume is not None:
@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dcgan: weight of the mode-seeking term (MSGAN) against one look per class "
                         "(default: TrainOptions.mode_seeking, 0.2; 0: off)")
     s.add_argument("--adam-beta1", type=float, default=None, help="GANs: Adam beta1 (default 0 for dcgan, 0.5 for seed-gan)")
+    s.add_argument("--iwae-k", type=int, default=1,
+                   help="vae: importance samples per image in the training bound (default 1: the ELBO; "
+                        "k > 1: the IWAE bound, k decoder passes per image)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder")
     s.set_defaults(func=cmd_train)

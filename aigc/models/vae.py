@@ -77,9 +77,16 @@ class VAE(GenerativeModel):
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict:
         """Negative ELBO pieces per image (nats) for (binarised) pixels x; eps is the
-        reparameterisation noise (drawn here if not given)."""
+        reparameterisation noise (drawn here if not given).
+
+        With eps of shape K x N x D (K importance samples per image) it returns instead the pieces
+        of the K log importance weights, K x N each: `log_px` = log p(x|z) and `log_ratio` =
+        log p(z) - log q(z|x); the IWAE bound is logsumexp over K of their sum, minus log K."""
         mu, logvar = self.encode(x)
         mu, logvar = mu.float(), logvar.float()   # the KL and the noise stay in fp32 under autocast
+        if eps is not None and eps.dim() == 3:
+            log_px, log_ratio = self._log_weights(x, mu, torch.exp(0.5 * logvar), eps.to(mu.dtype))
+            return {"log_px": log_px, "log_ratio": log_ratio}
         if eps is None:
             eps = torch.randn_like(mu)
         eps = eps.to(mu.dtype)
@@ -101,13 +108,18 @@ class VAE(GenerativeModel):
         for start in range(0, k, chunk):
             kk = min(chunk, k - start)
             eps = torch.randn((kk,) + mu.shape, generator=generator, device=mu.device)
-            z = mu + eps * std                                               # kk, N, D
-            logits = self.decode_logits(z.reshape(-1, mu.shape[1]))
-            xr = x.unsqueeze(0).expand(kk, *x.shape).reshape(-1, *x.shape[1:])
-            log_px = -F.binary_cross_entropy_with_logits(logits, xr, reduction="none").flatten(1).sum(1)
-            log_px = log_px.view(kk, -1)
-            log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
-            log_qz = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - torch.log(std)).sum(-1)
-            parts.append(log_px + log_pz - log_qz)
+            log_px, log_ratio = self._log_weights(x, mu, std, eps)
+            parts.append(log_px + log_ratio)
         w = torch.cat(parts, 0)                                              # k, N
         return torch.logsumexp(w, 0) - math.log(k)
+
+    def _log_weights(self, x, mu, std, eps) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(x|z), log p(z) - log q(z|x)), each K x N, for z = mu + eps * std with eps K x N x D."""
+        kk = eps.shape[0]
+        z = mu + eps * std                                                   # K, N, D
+        logits = self.decode_logits(z.reshape(-1, mu.shape[1]))
+        xr = x.unsqueeze(0).expand(kk, *x.shape).reshape(-1, *x.shape[1:])
+        log_px = -F.binary_cross_entropy_with_logits(logits.float(), xr, reduction="none").flatten(1).sum(1)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_qz = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - torch.log(std)).sum(-1)
+        return log_px.view(kk, -1), log_pz - log_qz

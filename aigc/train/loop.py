@@ -56,6 +56,9 @@ class TrainOptions:
     warmup: int = 0                   # linear lr warm-up steps
     kl_warmup: int | None = None      # VAE: steps over which the KL weight ramps 0 -> 1 (None: 2,000, or
                                       # the first fifth of a shorter run; 0 when starting from a trained model)
+    iwae_k: int = 1                   # VAE: importance samples per image in the training bound. 1: the ELBO;
+                                      # k > 1: the IWAE bound (Burda et al. 2016), the one the test NLL is
+                                      # measured with, tighter as k grows, at k decoder passes per image
     ema_decay: float = 0.999          # GAN: generator EMA decay
     diffaug: bool = True              # GAN: DiffAugment on D's inputs
     diffaug_policy: str = "color,translation,cutout"   # which DiffAugment transforms
@@ -155,6 +158,10 @@ class Run:
             raise ValueError(f"batch size {opts.batch_size} is not divisible by {self.info.world} processes")
         if len(self.data) < opts.batch_size:
             raise ValueError(f"{len(self.data)} images is fewer than one batch of {opts.batch_size}")
+        if isinstance(opts.iwae_k, bool) or not isinstance(opts.iwae_k, int) or not 1 <= opts.iwae_k <= 1000:
+            raise ValueError(f"--iwae-k must be a whole number from 1 to 1000, not {opts.iwae_k!r}")
+        if opts.iwae_k > 1 and opts.model != "vae":
+            raise ValueError(f"--iwae-k is for the vae; a {opts.model} has no importance-weighted bound")
 
         self.model = self._build_model()
         if not opts.init_from:

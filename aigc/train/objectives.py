@@ -62,7 +62,8 @@ class Objective:
 
 class VAEObjective(Objective):
     """Negative ELBO on dynamically binarised images, with a short KL warm-up (Bowman et al. 2016)
-    so the decoder learns to use z before the KL term pulls q(z|x) onto the prior."""
+    so the decoder learns to use z before the KL term pulls q(z|x) onto the prior; with
+    opts.iwae_k > 1, the importance-weighted bound on k samples instead."""
 
     def __init__(self, model, opts, nets):
         super().__init__(model, opts, nets)
@@ -73,17 +74,28 @@ class VAEObjective(Objective):
     def step(self, x, y, rng, step):
         self.set_lr(step)
         xb = rng.bernoulli(x)
-        eps = rng.randn(x.shape[0], self.model.latent_dim)
+        k = int(getattr(self.opts, "iwae_k", 1) or 1)
         beta = min(1.0, (step + 1) / max(1, self.opts.kl_warmup))
-        with self.amp():
-            out = self.nets["vae"](xb, eps=eps)
-        loss = (out["rec"].float() + beta * out["kl"].float()).mean()
+        if k > 1:
+            # IWAE (Burda et al. 2016): the bound the test NLL is measured with, with k samples;
+            # the noise is drawn batch-first so every process gets its own images' slice
+            eps = rng.randn(x.shape[0], k, self.model.latent_dim).transpose(0, 1)
+            with self.amp():
+                out = self.nets["vae"](xb, eps=eps)
+            w = out["log_px"].float() + beta * out["log_ratio"].float()
+            loss = -(torch.logsumexp(w, 0) - math.log(k)).mean()
+            logs = {"loss": loss.item(), "iwae_k": k}
+        else:
+            eps = rng.randn(x.shape[0], self.model.latent_dim)
+            with self.amp():
+                out = self.nets["vae"](xb, eps=eps)
+            loss = (out["rec"].float() + beta * out["kl"].float()).mean()
+            logs = {"loss": loss.item(), "rec": out["rec"].mean().item(), "kl": out["kl"].mean().item()}
         opt = self.optimizers["vae"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss": loss.item(), "rec": out["rec"].mean().item(), "kl": out["kl"].mean().item(),
-                "beta": beta}
+        return {**logs, "beta": beta}
 
 
 def group_by_class(x: torch.Tensor, y: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
