@@ -74,21 +74,19 @@ class VAEObjective(Objective):
     def step(self, x, y, rng, step):
         self.set_lr(step)
         xb = rng.bernoulli(x)
-        k = int(getattr(self.opts, "iwae_k", 1) or 1)
+        k = self.opts.iwae_k
         beta = min(1.0, (step + 1) / max(1, self.opts.kl_warmup))
+        # k > 1, IWAE (Burda et al. 2016): the bound the test NLL is measured with, on k samples; the
+        # noise is drawn batch-first so that every process gets its own images' slice
+        eps = (rng.randn(x.shape[0], k, self.model.latent_dim).transpose(0, 1) if k > 1
+               else rng.randn(x.shape[0], self.model.latent_dim))
+        with self.amp():
+            out = self.nets["vae"](xb, eps=eps)
         if k > 1:
-            # IWAE (Burda et al. 2016): the bound the test NLL is measured with, with k samples;
-            # the noise is drawn batch-first so every process gets its own images' slice
-            eps = rng.randn(x.shape[0], k, self.model.latent_dim).transpose(0, 1)
-            with self.amp():
-                out = self.nets["vae"](xb, eps=eps)
             w = out["log_px"].float() + beta * out["log_ratio"].float()
             loss = -(torch.logsumexp(w, 0) - math.log(k)).mean()
             logs = {"loss": loss.item(), "iwae_k": k}
         else:
-            eps = rng.randn(x.shape[0], self.model.latent_dim)
-            with self.amp():
-                out = self.nets["vae"](xb, eps=eps)
             loss = (out["rec"].float() + beta * out["kl"].float()).mean()
             logs = {"loss": loss.item(), "rec": out["rec"].mean().item(), "kl": out["kl"].mean().item()}
         opt = self.optimizers["vae"]
