@@ -40,6 +40,24 @@ def metrics_table(metrics: dict) -> str:
     return "| metric | value |\n| --- | --- |\n" + "\n".join(rows) + "\n"
 
 
+def lineage_lines(train: dict) -> list[str]:
+    """Card lines for a fine-tuned model: each base it was trained from, nearest first, with the
+    steps each stage ran, and the total."""
+    chain = ckpt.lineage(train)
+    if not chain:
+        return []
+    lines = []
+    for rec in chain:
+        t = rec.get("train") or {}
+        lines.append(f"- fine-tuned from `{rec.get('path')}` (weights sha256 prefix `{rec.get('weights')}`), "
+                     f"itself trained for {t.get('steps', '?')} steps ({t.get('epochs', '?')} epochs) at batch "
+                     f"{t.get('batch_size', '?')} on {t.get('device', '?')}, precision {t.get('precision', '?')}")
+    stages = [train] + [rec.get("train") or {} for rec in chain]
+    if all(isinstance(t.get("steps"), int) for t in stages):
+        lines.append(f"- in all: {sum(t['steps'] for t in stages)} steps over {len(stages)} stages")
+    return lines
+
+
 def write_card(directory: str | Path, *, title: str, summary: str, train_command: str,
                eval_command: str, hardware: str, extra: str = "") -> str:
     directory = Path(directory)
@@ -62,6 +80,7 @@ def write_card(directory: str | Path, *, title: str, summary: str, train_command
               f"{train.get('steps', '?')} steps ({train.get('epochs', '?')} epochs) at batch {train.get('batch_size', '?')}, "
               f"precision {train.get('precision', '?')}, seed {train.get('seed', '?')}",
               f"- {hardware}",
+              *lineage_lines(train),
               f"- config: `{json.dumps(cfg['config'], ensure_ascii=False)}`",
               f"- weights sha256 prefix: `{ckpt.weights_hash(directory)}`", ""]
     if extra:

@@ -190,6 +190,49 @@ def weights_hash(directory: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+# -- lineage: what a fine-tuned model was trained from ------------------------------------------
+MAX_LINEAGE = 16    # a chain of fine-tunes deeper than this is a loop, not a history
+
+
+def train_record(directory: str | Path, _depth: int = 0) -> dict:
+    """A saved model's `train` record with its `init_from` chain filled in. A model saved before
+    the record existed is looked up through the run folder around it (`RUN/model` beside
+    `RUN/options.json`), so an older chain can still be told."""
+    directory = Path(directory)
+    train = dict(read_config(directory).get("train") or {})
+    if "init_from" not in train and directory.name == "model" and _depth < MAX_LINEAGE:
+        try:
+            opts = json.loads((directory.parent / "options.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            opts = {}
+        base = opts.get("init_from") if isinstance(opts, dict) else None
+        if isinstance(base, str) and base:
+            try:
+                train["init_from"] = base_record(base, _depth + 1)
+            except (CheckpointError, OSError):
+                pass   # the base is gone: the chain stops here rather than guessing
+    return train
+
+
+def base_record(directory: str | Path, _depth: int = 0) -> dict:
+    """What a model trained with `--init-from directory` starts from: the folder as given, its
+    kind, its weights hash and its own train record (which names its base in turn). Stored in the
+    new model's config, it keeps the history even after the base folder is replaced."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    return {"path": str(directory), "kind": cfg["kind"], "weights": weights_hash(directory),
+            "train": train_record(directory, _depth)}
+
+
+def lineage(train: dict) -> list[dict]:
+    """The bases of a train record, nearest first."""
+    chain, rec = [], train.get("init_from")
+    while isinstance(rec, dict) and len(chain) < MAX_LINEAGE:
+        chain.append(rec)
+        rec = (rec.get("train") or {}).get("init_from")
+    return chain
+
+
 # -- resumable training state ---------------------------------------------------------------------
 def save_state(path: str | Path, state: dict) -> None:
     """Training state (tensors, numbers, strings, lists, dicts only) for exact resumption."""

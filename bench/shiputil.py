@@ -33,7 +33,31 @@ def stage(run: Path, name: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]
     for f in ("options.json", "stats.jsonl", "summary.json"):
         if (run / f).is_file():
             shutil.copy2(run / f, tmp / "training" / f)
+    keep_lineage(run / "model", tmp)
     return tmp, dest
+
+
+def keep_lineage(model: Path, tmp: Path) -> None:
+    """A fine-tuned run: name its bases in the staged config (models saved before the record
+    existed get it from their run folders) and keep each base's training record under
+    training/base-K/, nearest first, since shipping may replace the very folder a base lived in."""
+    from aigc import checkpoint as ckpt
+    train = ckpt.train_record(model)
+    chain = ckpt.lineage(train)
+    if not chain:
+        return
+    cfg = ckpt.read_config(tmp)
+    cfg["train"] = train
+    ckpt.atomic_write_json(tmp / "config.json", cfg)
+    for k, rec in enumerate(chain, 1):
+        base, out = Path(rec["path"]), tmp / "training" / f"base-{k}"
+        if (base / "training").is_dir():              # a shipped model: its record travels with it
+            shutil.copytree(base / "training", out)
+        elif base.name == "model" and (base.parent / "options.json").is_file():   # a run folder
+            out.mkdir(parents=True)
+            for f in ("options.json", "stats.jsonl", "summary.json"):
+                if (base.parent / f).is_file():
+                    shutil.copy2(base.parent / f, out / f)
 
 
 def swap_in(tmp: Path, dest: Path) -> None:

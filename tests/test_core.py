@@ -387,6 +387,49 @@ def test_vae_kl_warmup_fits_the_run(tmp_path):
     assert json.loads((tmp_path / "ft" / "options.json").read_text())["kl_warmup"] == 0
 
 
+def test_a_fine_tune_records_what_it_started_from(tmp_path):
+    """A model trained with init_from names its base (path, weights hash, the base's own train
+    record) in config.json, keeps it through a resume even after the base folder is overwritten,
+    and its card lists the chain; a model saved before the record existed gets it from its run
+    folder; shipping keeps every base's training record."""
+    import shutil
+    sys.path.insert(0, str(ROOT / "bench"))
+    from shiputil import keep_lineage
+    from aigc.cards import lineage_lines
+    common = dict(model="vae", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
+    a = train(TrainOptions(out=str(tmp_path / "a"), max_steps=2, **common), data=small_data())
+    b = train(TrainOptions(out=str(tmp_path / "b"), max_steps=3, init_from=str(a), ckpt_every=1, **common),
+              data=small_data())
+    c = train(TrainOptions(out=str(tmp_path / "c"), max_steps=1, init_from=str(b), **common), data=small_data())
+    hash_a = ckpt.weights_hash(a)
+    rec = ckpt.read_config(b)["train"]["init_from"]
+    assert rec["path"] == str(a) and rec["weights"] == hash_a and rec["train"]["steps"] == 2
+    chain = ckpt.lineage(ckpt.read_config(c)["train"])
+    assert [r["path"] for r in chain] == [str(b), str(a)] and chain[1]["weights"] == hash_a
+    lines = lineage_lines(ckpt.read_config(c)["train"])
+    assert f"`{a}`" in lines[1] and hash_a in lines[1] and lines[-1] == "- in all: 6 steps over 3 stages"
+    assert lineage_lines({"steps": 4}) == []
+    # the base is overwritten, then b resumes: b still names the weights it began with
+    train(TrainOptions(out=str(tmp_path / "a2"), max_steps=1, seed=5, **common), data=small_data())
+    shutil.rmtree(a)
+    shutil.copytree(tmp_path / "a2" / "model", a)
+    assert ckpt.weights_hash(a) != hash_a
+    train(TrainOptions(out=str(tmp_path / "b"), max_steps=4, **common), data=small_data(), resume=str(tmp_path / "b"))
+    assert ckpt.read_config(b)["train"]["init_from"]["weights"] == hash_a
+    # an older model: no record in config.json, the run folder around it still says
+    cfg = ckpt.read_config(c)
+    del cfg["train"]["init_from"]
+    ckpt.atomic_write_json(c / "config.json", cfg)
+    assert [r["path"] for r in ckpt.lineage(ckpt.train_record(c))] == [str(b), str(a)]
+    # shipping: the staged copy gets the chain and each base's training record
+    staged = tmp_path / "staged"
+    shutil.copytree(c, staged)
+    keep_lineage(c, staged)
+    assert len(ckpt.lineage(ckpt.read_config(staged)["train"])) == 2
+    assert (staged / "training" / "base-1" / "stats.jsonl").is_file()
+    assert json.loads((staged / "training" / "base-2" / "options.json").read_text())["out"] == str(tmp_path / "a")
+
+
 def test_vae_iwae_bound_trains_and_matches_the_nll_estimator(tmp_path):
     """--iwae-k k trains on the importance-weighted bound; the training forward's weights are the
     ones log_likelihood (the test-NLL estimator) averages, so the two agree on the same noise; the

@@ -222,8 +222,12 @@ class Run:
 
     def _build_model(self):
         o = self.opts
+        self.base = None
         if o.init_from:
             base = ckpt.from_pretrained(o.init_from)
+            # what it starts from, kept in the saved config (and the resumable state, so a resume
+            # after the base folder has been replaced still names the weights it really began with)
+            self.base = ckpt.base_record(o.init_from)
             if base.kind != o.model:
                 raise ValueError(f"--init-from {o.init_from} is a {base.kind}, not a {o.model}")
             if base.modality == "text":
@@ -248,12 +252,15 @@ class Run:
         # it) counts the whole run, not each segment; states written before this field start at 0
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
+        if isinstance(state.get("init_from"), dict):
+            self.base = state["init_from"]
 
     def _state(self) -> dict:
         return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "objective": self.objective.state_dict(), "step": self.step,
                 "torch_rng": torch.get_rng_state(), "format": "aigc-train-state/1",
-                "elapsed_s": round(self._elapsed(), 3)}
+                "elapsed_s": round(self._elapsed(), 3),
+                **({"init_from": self.base} if self.base else {})}
 
     def _elapsed(self) -> float:
         """Seconds of this run so far, over every segment (a resume continues the clock)."""
@@ -300,7 +307,8 @@ class Run:
                 "train": {"kind": o.model, "data": o.data, "batch_size": o.batch_size,
                           "steps": self.step, "epochs": round(self.step / o.steps_per_epoch, 3),
                           "seed": o.seed, "device": str(self.device), "world_size": self.info.world,
-                          "precision": str(self.amp_dtype or "fp32").replace("torch.", "")}}
+                          "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
+                          **({"init_from": self.base} if self.base else {})}}
 
     def save_checkpoint(self):
         if not self.info.is_main:
