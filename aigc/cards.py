@@ -41,18 +41,27 @@ def metrics_table(metrics: dict) -> str:
 
 
 def lineage_lines(train: dict) -> list[str]:
-    """Card lines for a fine-tuned model: each base it was trained from, nearest first, with the
-    steps each stage ran, and the total."""
+    """Card lines for a fine-tuned model: the base it was trained from, then that base's base and
+    so on, with the steps each stage ran, and the total. A folder that no longer holds the weights
+    recorded for it is said to, so a reader does not take today's contents for the base."""
     chain = ckpt.lineage(train)
-    if not chain:
-        return []
     lines = []
-    for rec in chain:
-        t = rec.get("train") or {}
-        lines.append(f"- fine-tuned from `{rec.get('path')}` (weights sha256 prefix `{rec.get('weights')}`), "
-                     f"itself trained for {t.get('steps', '?')} steps ({t.get('epochs', '?')} epochs) at batch "
-                     f"{t.get('batch_size', '?')} on {t.get('device', '?')}, precision {t.get('precision', '?')}")
-    stages = [train] + [rec.get("train") or {} for rec in chain]
+    for i, rec in enumerate(chain):
+        t = rec.get("train") if isinstance(rec.get("train"), dict) else {}
+        where = ckpt.find_base(str(rec.get("path")))
+        moved = ""
+        if where is not None and (where / "model.safetensors").is_file() and ckpt.weights_hash(where) != rec.get("weights"):
+            moved = " (that folder holds other weights now)"
+        lines.append(f"- {'fine-tuned from' if i == 0 else 'which was fine-tuned from'} `{rec.get('path')}`{moved}, "
+                     f"weights sha256 prefix `{rec.get('weights')}`: {t.get('steps', '?')} steps "
+                     f"({t.get('epochs', '?')} epochs) at batch {t.get('batch_size', '?')} on "
+                     f"{t.get('device', '?')}, precision {t.get('precision', '?')}")
+    if not chain:
+        return lines
+    last = chain[-1].get("train") if isinstance(chain[-1].get("train"), dict) else {}
+    if isinstance(last.get("init_from"), dict):
+        lines.append(f"- (the history goes back further than the {len(chain)} generations shown)")
+    stages = [train] + [rec.get("train") if isinstance(rec.get("train"), dict) else {} for rec in chain]
     if all(isinstance(t.get("steps"), int) for t in stages):
         lines.append(f"- in all: {sum(t['steps'] for t in stages)} steps over {len(stages)} stages")
     return lines

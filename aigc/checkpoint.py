@@ -191,45 +191,66 @@ def weights_hash(directory: str | Path) -> str:
 
 
 # -- lineage: what a fine-tuned model was trained from ------------------------------------------
-MAX_LINEAGE = 16    # a chain of fine-tunes deeper than this is a loop, not a history
+MAX_LINEAGE = 64    # the most generations a card tells; a longer history is cut, and says so
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_record(directory: str | Path, _depth: int = 0) -> dict:
+def find_base(path: str) -> Path | None:
+    """A base named as it was typed: relative to where the command ran, which for the shipped
+    models and runs/ is the repository root; None when neither place has it."""
+    for p in (Path(path), PACKAGE_ROOT / path):
+        if (p / "config.json").is_file():
+            return p
+    return None
+
+
+def train_record(directory: str | Path, _seen: tuple[str, ...] = ()) -> dict:
     """A saved model's `train` record with its `init_from` chain filled in. A model saved before
     the record existed is looked up through the run folder around it (`RUN/model` beside
-    `RUN/options.json`), so an older chain can still be told."""
+    `RUN/options.json`), but only while that can be trusted: the base must still hold weights
+    older than the model's own, and no weights may appear twice in the chain. A base folder that
+    has been replaced since (say, by shipping this very model there) ends the chain instead."""
     directory = Path(directory)
-    train = dict(read_config(directory).get("train") or {})
-    if "init_from" not in train and directory.name == "model" and _depth < MAX_LINEAGE:
-        try:
-            opts = json.loads((directory.parent / "options.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            opts = {}
-        base = opts.get("init_from") if isinstance(opts, dict) else None
-        if isinstance(base, str) and base:
-            try:
-                train["init_from"] = base_record(base, _depth + 1)
-            except (CheckpointError, OSError):
-                pass   # the base is gone: the chain stops here rather than guessing
+    raw = read_config(directory).get("train")
+    train = dict(raw) if isinstance(raw, dict) else {}
+    if "init_from" in train or directory.name != "model" or len(_seen) >= MAX_LINEAGE:
+        return train
+    try:
+        opts = json.loads((directory.parent / "options.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return train
+    base = find_base(opts["init_from"]) if isinstance(opts, dict) and isinstance(opts.get("init_from"), str) else None
+    if base is None:
+        return train
+    try:
+        seen = _seen or (weights_hash(directory),)
+        newer = (base / "model.safetensors").stat().st_mtime >= (directory / "model.safetensors").stat().st_mtime
+        if newer or weights_hash(base) in seen:
+            return train
+        train["init_from"] = base_record(base, seen, as_given=opts["init_from"])
+    except (CheckpointError, OSError):
+        pass
     return train
 
 
-def base_record(directory: str | Path, _depth: int = 0) -> dict:
+def base_record(directory: str | Path, _seen: tuple[str, ...] = (), as_given: str | None = None) -> dict:
     """What a model trained with `--init-from directory` starts from: the folder as given, its
     kind, its weights hash and its own train record (which names its base in turn). Stored in the
     new model's config, it keeps the history even after the base folder is replaced."""
     directory = Path(directory)
     cfg = read_config(directory)
-    return {"path": str(directory), "kind": cfg["kind"], "weights": weights_hash(directory),
-            "train": train_record(directory, _depth)}
+    h = weights_hash(directory)
+    return {"path": as_given or str(directory), "kind": cfg["kind"], "weights": h,
+            "train": train_record(directory, _seen + (h,))}
 
 
 def lineage(train: dict) -> list[dict]:
-    """The bases of a train record, nearest first."""
+    """The bases of a train record, nearest first (at most MAX_LINEAGE)."""
     chain, rec = [], train.get("init_from")
     while isinstance(rec, dict) and len(chain) < MAX_LINEAGE:
         chain.append(rec)
-        rec = (rec.get("train") or {}).get("init_from")
+        t = rec.get("train")
+        rec = t.get("init_from") if isinstance(t, dict) else None
     return chain
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,8 @@ def stage(run: Path, name: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]
 def keep_lineage(model: Path, tmp: Path) -> None:
     """A fine-tuned run: name its bases in the staged config (models saved before the record
     existed get it from their run folders) and keep each base's training record under
-    training/base-K/, nearest first, since shipping may replace the very folder a base lived in."""
+    training/base-K/, nearest first, since shipping may replace the very folder a base lived in.
+    A base whose folder now holds other weights (or is gone) keeps its record in the config only."""
     from aigc import checkpoint as ckpt
     train = ckpt.train_record(model)
     chain = ckpt.lineage(train)
@@ -50,7 +52,11 @@ def keep_lineage(model: Path, tmp: Path) -> None:
     cfg["train"] = train
     ckpt.atomic_write_json(tmp / "config.json", cfg)
     for k, rec in enumerate(chain, 1):
-        base, out = Path(rec["path"]), tmp / "training" / f"base-{k}"
+        base, out = ckpt.find_base(str(rec.get("path"))), tmp / "training" / f"base-{k}"
+        if base is None or ckpt.weights_hash(base) != rec.get("weights"):
+            print(f"note: base {k} ({rec.get('path')}) is gone or holds other weights now; "
+                  "its training record is not copied", file=sys.stderr)
+            continue
         if (base / "training").is_dir():              # a shipped model: its record travels with it
             shutil.copytree(base / "training", out)
         elif base.name == "model" and (base.parent / "options.json").is_file():   # a run folder
@@ -58,13 +64,3 @@ def keep_lineage(model: Path, tmp: Path) -> None:
             for f in ("options.json", "stats.jsonl", "summary.json"):
                 if (base.parent / f).is_file():
                     shutil.copy2(base.parent / f, out / f)
-
-
-def swap_in(tmp: Path, dest: Path) -> None:
-    """Replace dest with tmp: the old folder is moved aside first, so a reader never sees a mix."""
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)

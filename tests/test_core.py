@@ -389,45 +389,69 @@ def test_vae_kl_warmup_fits_the_run(tmp_path):
 
 def test_a_fine_tune_records_what_it_started_from(tmp_path):
     """A model trained with init_from names its base (path, weights hash, the base's own train
-    record) in config.json, keeps it through a resume even after the base folder is overwritten,
-    and its card lists the chain; a model saved before the record existed gets it from its run
-    folder; shipping keeps every base's training record."""
+    record) in config.json and keeps it through a resume even after the base folder is
+    overwritten; its card tells the chain. A model saved before the record existed gets it from
+    its run folder, but only while the base folder still holds older weights than its own (not,
+    say, a copy of the model itself); shipping keeps each base's training record when the base is
+    still what was recorded."""
     import shutil
     sys.path.insert(0, str(ROOT / "bench"))
     from shiputil import keep_lineage
-    from aigc.cards import lineage_lines
+    from aigc.cards import lineage_lines, write_card
     common = dict(model="vae", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
     a = train(TrainOptions(out=str(tmp_path / "a"), max_steps=2, **common), data=small_data())
     b = train(TrainOptions(out=str(tmp_path / "b"), max_steps=3, init_from=str(a), ckpt_every=1, **common),
               data=small_data())
     c = train(TrainOptions(out=str(tmp_path / "c"), max_steps=1, init_from=str(b), **common), data=small_data())
-    hash_a = ckpt.weights_hash(a)
+    hash_a, hash_b = ckpt.weights_hash(a), ckpt.weights_hash(b)
     rec = ckpt.read_config(b)["train"]["init_from"]
     assert rec["path"] == str(a) and rec["weights"] == hash_a and rec["train"]["steps"] == 2
     chain = ckpt.lineage(ckpt.read_config(c)["train"])
-    assert [r["path"] for r in chain] == [str(b), str(a)] and chain[1]["weights"] == hash_a
+    assert [(r["path"], r["weights"]) for r in chain] == [(str(b), hash_b), (str(a), hash_a)]
     lines = lineage_lines(ckpt.read_config(c)["train"])
-    assert f"`{a}`" in lines[1] and hash_a in lines[1] and lines[-1] == "- in all: 6 steps over 3 stages"
+    assert lines[0].startswith(f"- fine-tuned from `{b}`, weights sha256 prefix `{hash_b}`: 3 steps")
+    assert lines[1].startswith(f"- which was fine-tuned from `{a}`, weights sha256 prefix `{hash_a}`: 2 steps")
+    assert lines[2] == "- in all: 6 steps over 3 stages" and len(lines) == 3
     assert lineage_lines({"steps": 4}) == []
-    # the base is overwritten, then b resumes: b still names the weights it began with
-    train(TrainOptions(out=str(tmp_path / "a2"), max_steps=1, seed=5, **common), data=small_data())
-    shutil.rmtree(a)
-    shutil.copytree(tmp_path / "a2" / "model", a)
-    assert ckpt.weights_hash(a) != hash_a
-    train(TrainOptions(out=str(tmp_path / "b"), max_steps=4, **common), data=small_data(), resume=str(tmp_path / "b"))
-    assert ckpt.read_config(b)["train"]["init_from"]["weights"] == hash_a
-    # an older model: no record in config.json, the run folder around it still says
-    cfg = ckpt.read_config(c)
-    del cfg["train"]["init_from"]
-    ckpt.atomic_write_json(c / "config.json", cfg)
-    assert [r["path"] for r in ckpt.lineage(ckpt.train_record(c))] == [str(b), str(a)]
-    # shipping: the staged copy gets the chain and each base's training record
+
+    def strip(model):
+        cfg = ckpt.read_config(model)
+        cfg["train"].pop("init_from", None)
+        ckpt.atomic_write_json(model / "config.json", cfg)
+    # older models (no record in config.json): the run folders around them still say
+    strip(b), strip(c)
+    assert [(r["path"], r["weights"]) for r in ckpt.lineage(ckpt.train_record(c))] == [(str(b), hash_b), (str(a), hash_a)]
     staged = tmp_path / "staged"
     shutil.copytree(c, staged)
     keep_lineage(c, staged)
     assert len(ckpt.lineage(ckpt.read_config(staged)["train"])) == 2
     assert (staged / "training" / "base-1" / "stats.jsonl").is_file()
     assert json.loads((staged / "training" / "base-2" / "options.json").read_text())["out"] == str(tmp_path / "a")
+    write_card(staged, title="t", summary="s", train_command="python -m aigc train", eval_command="e", hardware="h")
+    assert f"- which was fine-tuned from `{a}`" in (staged / "README.md").read_text()
+
+    # the base folder is overwritten with other weights
+    train(TrainOptions(out=str(tmp_path / "a2"), max_steps=1, seed=5, **common), data=small_data())
+    shutil.rmtree(a)
+    shutil.copytree(tmp_path / "a2" / "model", a)
+    os.utime(a / "model.safetensors")                      # written after b, as a replacement would be
+    assert ckpt.weights_hash(a) != hash_a
+    assert "init_from" not in ckpt.train_record(b)         # an older model: the chain stops, no guess
+    assert "holds other weights now" in lineage_lines(ckpt.read_config(staged)["train"])[1]
+    again = tmp_path / "again"
+    shutil.copytree(c, again)
+    shutil.copy2(staged / "config.json", again / "config.json")    # a model with the full record
+    keep_lineage(c, again)
+    assert not (again / "training" / "base-2").exists()    # a's folder is not a's any more
+    # b resumes: it still names the weights it began with (from its saved state)
+    train(TrainOptions(out=str(tmp_path / "b"), max_steps=4, **common), data=small_data(), resume=str(tmp_path / "b"))
+    assert ckpt.read_config(b)["train"]["init_from"]["weights"] == hash_a
+    # a run folder whose base path now holds a copy of the model itself: no loop
+    (tmp_path / "x").mkdir()
+    shutil.copytree(c, tmp_path / "x" / "model")
+    shutil.copytree(c, tmp_path / "w")
+    (tmp_path / "x" / "options.json").write_text(json.dumps({"init_from": str(tmp_path / "w")}))
+    assert "init_from" not in ckpt.train_record(tmp_path / "x" / "model")
 
 
 def test_vae_iwae_bound_trains_and_matches_the_nll_estimator(tmp_path):
