@@ -452,6 +452,20 @@ def test_a_fine_tune_records_what_it_started_from(tmp_path):
     shutil.copytree(c, tmp_path / "w")
     (tmp_path / "x" / "options.json").write_text(json.dumps({"init_from": str(tmp_path / "w")}))
     assert "init_from" not in ckpt.train_record(tmp_path / "x" / "model")
+    # a base that is a shipped model: its training/ folder travels with the new one
+    shipped = tmp_path / "weights" / "s"
+    shutil.copytree(b, shipped)
+    (shipped / "training").mkdir()
+    (shipped / "training" / "stats.jsonl").write_text('{"step": 1}\n')
+    m = tmp_path / "m"
+    shutil.copytree(c, m)
+    cfg = ckpt.read_config(m)
+    cfg["train"]["init_from"] = ckpt.base_record(shipped)
+    ckpt.atomic_write_json(m / "config.json", cfg)
+    out = tmp_path / "m-staged"
+    shutil.copytree(m, out)
+    keep_lineage(m, out)
+    assert (out / "training" / "base-1" / "stats.jsonl").read_text() == '{"step": 1}\n'
 
 
 def test_vae_iwae_bound_trains_and_matches_the_nll_estimator(tmp_path):
