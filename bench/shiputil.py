@@ -31,11 +31,17 @@ def stage(run: Path, name: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]
     for stale in drop:
         (tmp / stale).unlink(missing_ok=True)
     (tmp / "training").mkdir(exist_ok=True)
-    for f in ("options.json", "stats.jsonl", "summary.json"):
-        if (run / f).is_file():
-            shutil.copy2(run / f, tmp / "training" / f)
+    copy_run_record(run, tmp / "training")
     keep_lineage(run / "model", tmp)
     return tmp, dest
+
+
+def copy_run_record(run: Path, out: Path) -> None:
+    """A run folder's training record (resolved options, stats.jsonl, summary) into out/."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in ("options.json", "stats.jsonl", "summary.json"):
+        if (run / f).is_file():
+            shutil.copy2(run / f, out / f)
 
 
 def keep_lineage(model: Path, tmp: Path) -> None:
@@ -60,7 +66,14 @@ def keep_lineage(model: Path, tmp: Path) -> None:
         if (base / "training").is_dir():              # a shipped model: its record travels with it
             shutil.copytree(base / "training", out)
         elif base.name == "model" and (base.parent / "options.json").is_file():   # a run folder
-            out.mkdir(parents=True)
-            for f in ("options.json", "stats.jsonl", "summary.json"):
-                if (base.parent / f).is_file():
-                    shutil.copy2(base.parent / f, out / f)
+            copy_run_record(base.parent, out)
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Replace dest with tmp: the old folder is moved aside first, so a reader never sees a mix."""
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)

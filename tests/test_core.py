@@ -466,6 +466,18 @@ def test_a_fine_tune_records_what_it_started_from(tmp_path):
     shutil.copytree(m, out)
     keep_lineage(m, out)
     assert (out / "training" / "base-1" / "stats.jsonl").read_text() == '{"step": 1}\n'
+    # the ship scripts load what they import from shiputil; swap_in replaces a folder whole
+    import ship_image, ship_text
+    for script in (ship_image, ship_text):
+        with pytest.raises(SystemExit) as e:
+            script.main(["--help"])
+        assert e.value.code == 0
+    from shiputil import swap_in
+    dest = tmp_path / "dest"
+    for src in (out, m):
+        swap_in(Path(shutil.copytree(src, tmp_path / "next")), dest)
+        assert ckpt.weights_hash(dest) == ckpt.weights_hash(src) and not (tmp_path / "next").exists()
+    assert not (tmp_path / ".dest.old").exists()
 
 
 def test_vae_iwae_bound_trains_and_matches_the_nll_estimator(tmp_path):
