@@ -45,9 +45,9 @@ def lineage_lines(train: dict) -> list[str]:
     so on, with the steps each stage ran, and the total. A folder that no longer holds the weights
     recorded for it is said to, so a reader does not take today's contents for the base."""
     chain = ckpt.lineage(train)
+    trains = [rec.get("train") if isinstance(rec.get("train"), dict) else {} for rec in chain]
     lines = []
-    for i, rec in enumerate(chain):
-        t = rec.get("train") if isinstance(rec.get("train"), dict) else {}
+    for i, (rec, t) in enumerate(zip(chain, trains)):
         where = ckpt.find_base(str(rec.get("path")))
         moved = ""
         if where is not None and (where / "model.safetensors").is_file() and ckpt.weights_hash(where) != rec.get("weights"):
@@ -58,10 +58,9 @@ def lineage_lines(train: dict) -> list[str]:
                      f"{t.get('device', '?')}, precision {t.get('precision', '?')}")
     if not chain:
         return lines
-    last = chain[-1].get("train") if isinstance(chain[-1].get("train"), dict) else {}
-    if isinstance(last.get("init_from"), dict):
+    if isinstance(trains[-1].get("init_from"), dict):
         lines.append(f"- (the history goes back further than the {len(chain)} generations shown)")
-    stages = [train] + [rec.get("train") if isinstance(rec.get("train"), dict) else {} for rec in chain]
+    stages = [train] + trains
     if all(isinstance(t.get("steps"), int) for t in stages):
         lines.append(f"- in all: {sum(t['steps'] for t in stages)} steps over {len(stages)} stages")
     return lines
