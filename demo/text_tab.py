@@ -67,12 +67,20 @@ class TextModels:
         names = self.names()
         return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
+    def entry(self, name):
+        """The entry of a shipped or a user text model; None when neither folder has it."""
+        if name in self.entries:
+            return self.entries[name]
+        return getattr(self.registry, "entries", {}).get(name) if self.registry is not None else None
+
     def poem_models(self) -> list[str]:
-        """Language models that write poem forms (their training data had the 【form】 header)."""
+        """Language models that write poem forms (their training data had the 【form】 header);
+        a model whose config cannot be read is simply not one of them."""
         out = []
         for n in self.names():
-            cfg = _read_json(self.entries[n].path / "config.json") or {}
-            stats = cfg.get("text_stats") if isinstance(cfg.get("text_stats"), dict) else {}
+            e = self.entry(n)
+            cfg = (_read_json(e.path / "config.json") if e is not None else None) or {}
+            stats = cfg.get("text_stats") if isinstance(cfg, dict) and isinstance(cfg.get("text_stats"), dict) else {}
             if stats.get("poem_forms"):
                 out.append(n)
         return out
