@@ -3,7 +3,6 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)
 export GRADIO_ANALYTICS_ENABLED := False
 export GRADIO_TEMP_DIR := $(CURDIR)/.gradio/tmp
 export MPLBACKEND := Agg
@@ -12,9 +11,10 @@ export MPLBACKEND := Agg
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 test-setup: $(VENV)/.test-installed

@@ -34,7 +34,7 @@ def create(weights: str | Path = ROOT / "weights", warm: bool = True, background
     $AIGC_USER_MODELS, else user_models/ beside the weights folder)."""
     from demo import ModelRegistry, build_demo
     from demo.finetune_tab import build_finetune_tab
-    from demo.registry import default_user_models
+    from demo.models import default_user_models
     from demo.text_tab import build_text_tab
 
     kwargs.setdefault("extra_tabs", {"Text": build_text_tab, "Fine-tune": build_finetune_tab})

@@ -13,55 +13,23 @@ so a crash never leaves a half-written file behind; a refused load changes nothi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .registry import get_kind, make_config
+from aigc import __version__
+from aigc.kinds import get_kind, make_config
+from aigc.fileio import (MAX_CONFIG_BYTES, CheckpointError, atomic_path, atomic_write_json,  # noqa: F401 (re-exported)
+                         atomic_write_text, read_config, read_metrics)
+from aigc.hub import REPO_ROOT
 
 FORMAT = "aigc-model/1"
-MAX_CONFIG_BYTES = 1 << 20
-
-
-class CheckpointError(ValueError):
-    """A saved model that cannot be loaded; the message says why."""
-
-
-# -- atomic writes -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; on success move it into place atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def atomic_write_json(path: str | Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
 def atomic_torch_save(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -105,31 +73,6 @@ def default_card(name: str, cfg: dict, metrics: dict) -> str:
 
 
 # -- load ----------------------------------------------------------------------------------------
-def read_config(directory: str | Path) -> dict:
-    directory = Path(directory)
-    path = directory / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{directory}: no config.json (not a saved aigc model)")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{path}: config.json is implausibly large")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: config.json is not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or "kind" not in cfg or not isinstance(cfg.get("config"), dict):
-        raise CheckpointError(f"{path}: config.json lacks 'kind' or 'config'")
-    return cfg
-
-
-def read_metrics(directory: str | Path) -> dict:
-    path = Path(directory) / "metrics.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file; anything else (a pickle, a truncated file) is refused."""
     path = Path(path)
@@ -192,13 +135,12 @@ def weights_hash(directory: str | Path) -> str:
 
 # -- lineage: what a fine-tuned model was trained from ------------------------------------------
 MAX_LINEAGE = 64    # the most generations a card tells; a longer history is cut, and says so
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def find_base(path: str) -> Path | None:
     """A base named as it was typed: relative to where the command ran, which for the shipped
     models and runs/ is the repository root; None when neither place has it."""
-    for p in (Path(path), PACKAGE_ROOT / path):
+    for p in (Path(path), REPO_ROOT / path):
         if (p / "config.json").is_file():
             return p
     return None

@@ -39,8 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from make_colour_upload import VERSION, emoji_images, flatten, wanted  # noqa: E402
 

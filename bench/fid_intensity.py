@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
@@ -28,7 +27,7 @@ from aigc.eval import generate_samples  # noqa: E402
 from aigc.eval.frechet import feature_stats, frechet_distance  # noqa: E402
 from aigc.eval.inception import inception_features  # noqa: E402
 from aigc.eval.realstats import real_stats  # noqa: E402
-from aigc.pipelines import resolve_model_path  # noqa: E402
+from aigc.hub import resolve_model_path  # noqa: E402
 
 
 def fractions(a: np.ndarray) -> dict:

@@ -28,15 +28,13 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from aigc.checkpoint import from_pretrained  # noqa: E402
 from aigc.data.images import ImageData  # noqa: E402
 from aigc.data.uploads import prepare_image_zip  # noqa: E402
 from aigc.eval import generate_samples  # noqa: E402
 from aigc.eval.metrics import EvalContext, copy_rate, kid_randconv  # noqa: E402
-from aigc.grid import make_grid  # noqa: E402
+from aigc.data.grid import make_grid  # noqa: E402
 from make_colour_upload import flatten  # noqa: E402
 
 OTHER = ("Food & Drink", "Objects", "Travel & Places", "Animals & Nature")

@@ -4,7 +4,7 @@
     python -m aigc finetune char-shakespeare --data runs/text/legal-train.txt --out runs/text/legal-ft --steps 60
     python bench/finetune_text_eval.py --base char-shakespeare --tuned runs/text/legal-ft
 
-Scores (nats/char, `aigc.textcli.score_text`: the protocol of `python -m aigc eval MODEL --text-file F`)
+Scores (nats/char, `aigc.cli.text.score_text`: the protocol of `python -m aigc eval MODEL --text-file F`)
 the base model and the fine-tuned one on
   - the held-out licences (runs/text/legal-heldout.txt: documents never seen in training), and
   - the last 10% of the upload, which `aigc finetune` held out of training (split_heldout);
@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from aigc import checkpoint as ckpt  # noqa: E402
 from aigc.data.uploads import split_heldout  # noqa: E402
-from aigc.pipelines import resolve_model_path  # noqa: E402
-from aigc.textcli import score_text  # noqa: E402
+from aigc.hub import resolve_model_path  # noqa: E402
+from aigc.cli.text import score_text  # noqa: E402
 
 
 def main(argv=None) -> int:

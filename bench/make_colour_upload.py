@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from aigc.data.uploads import _square, find_duplicates  # noqa: E402  (the upload checker's own steps)
 
 VERSION = "16.0.0"

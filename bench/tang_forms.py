@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
     import torch
     from aigc.data.text import load_text_corpus
     from aigc.text import forms as F
-    from aigc.textgen import TextPipeline
+    from aigc.pipelines.charlm import TextPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="char-tang", help="a Tang poem model (name under weights/ or path)")

@@ -16,14 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from aigc.__main__ import UsageError, _parse_set  # noqa: E402
+from aigc.cli.commands import UsageError, _parse_set  # noqa: E402
 from aigc.data import load_dataset  # noqa: E402
 from aigc.devices import resolve_device  # noqa: E402
-from aigc.registry import build  # noqa: E402
+from aigc.kinds import build  # noqa: E402
 from aigc.train.loop import Run, TrainOptions  # noqa: E402
 from aigc.train.rng import StepRNG  # noqa: E402
 

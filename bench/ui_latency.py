@@ -32,7 +32,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 CHROMIUM = os.environ.get("AIGC_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -52,7 +51,7 @@ def stand_in_weights(folder: Path) -> Path:
     import torch
 
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
 
     torch.manual_seed(0)
     for kind in ("vae", "dcgan", "seed-gan"):
@@ -76,7 +75,7 @@ def values(n: int) -> list[float]:
 def bench_render(demo, model: str, n: int) -> dict:
     from gradio import processing_utils
 
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     st = demo.studio
     _, _, s = st.sample(model, "any", 1, 1, 1.0, new_state())

@@ -14,12 +14,12 @@ Named endpoints (gradio_client):
 
 A finished job's model is published to the user-models folder and added to the app's registry
 at once (JobManager.on_publish -> ModelRegistry.add); a hidden counter of the registry's
-changes (`FinetuneHandlers.models_changed`) lets demo.ui refresh every model picker on the page.
+changes (`FinetuneHandlers.models_changed`) lets demo.app refresh every model picker on the page.
 Quality during training (aigc finetune's periodic evaluation) is plotted next to the loss:
 KID in random-conv features and copy rate against the upload (images), held-out cross-entropy
 (text).
 
-Jobs run one at a time in a worker process (aigc.jobs.JobManager); the browser keeps the ids
+Jobs run one at a time in a worker process (aigc.finetune.jobs.JobManager); the browser keeps the ids
 of its own jobs (gr.BrowserState), so reloading the page finds them again. The jobs folder and
 the user-models folder default to `jobs/` and `user_models/` beside the weights folder
 (AIGC_JOBS_DIR / AIGC_USER_MODELS override them).
@@ -37,15 +37,15 @@ import gradio as gr
 
 from aigc.data.uploads import (UploadError, format_report, prepare_image_zip, prepare_text, split_heldout,
                                upload_kind)
-from aigc.jobs import IMAGE_RESOLUTIONS, MAX_MINUTES, QUALITY_SERIES, JobError, JobManager
+from aigc.finetune.jobs import IMAGE_RESOLUTIONS, QUALITY_SERIES, JobError, JobManager
 
-from .handlers import SEED_MAX, check_int, friendly
+from demo.common import friendly
+from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX, SEED_MAX, check_int
 
 log = logging.getLogger("aigc.demo")
 
 AUTO = "auto"
 SCRATCH = "new:"                 # dropdown values for "train a kind from scratch"
-STEPS_MAX = 100_000
 MY_JOBS_MAX = 20
 POLL_S = 2.0
 COMPARE_N = 16                   # images per compared grid (4 x 4)
@@ -92,12 +92,12 @@ class FinetuneHandlers:
 
     # -- choices ----------------------------------------------------------------------------------
     def base_choices(self) -> list[tuple[str, str]]:
-        from aigc.registry import KINDS
+        from aigc.kinds import KINDS
         out = []
         for name, e in self.registry.entries.items():
             if getattr(e, "error", None) is None and e.kind in KINDS and e.kind != "text-vae":
                 out.append((f"{name} (fine-tune, {e.kind})", name))
-        from aigc.__main__ import FINETUNE_KINDS
+        from aigc.cli.commands import FINETUNE_KINDS
         out += [(f"new {k} (train from scratch)", SCRATCH + k) for k in KINDS if k in FINETUNE_KINDS]
         return out
 
@@ -105,7 +105,7 @@ class FinetuneHandlers:
         """After an upload: keep a base that suits its kind, else pick one that does -- a new VAE for
         images (on a CPU it gives recognisable samples soonest; bench/README.md, Fine-tune), the
         small Shakespeare model for text (the quickest to fine-tune), else any text model."""
-        from aigc.registry import get_kind
+        from aigc.kinds import get_kind
         try:
             want = upload_kind(self._file(file))
         except (ValueError, UploadError):
@@ -127,7 +127,7 @@ class FinetuneHandlers:
 
     def _base(self, base) -> tuple[str, str, dict | None]:
         """-> (value for the job: a kind or a model path, kind, base config or None)."""
-        from aigc.registry import KINDS
+        from aigc.kinds import KINDS
         if not isinstance(base, str) or not base:
             raise ValueError("choose a base model (or a kind to train from scratch)")
         if base.startswith(SCRATCH) and base[len(SCRATCH):] in KINDS:
@@ -163,7 +163,7 @@ class FinetuneHandlers:
     @friendly
     def check_upload(self, file, base, resolution):
         """Check and prepare the upload as the job would (nothing is trained) -> report, preview."""
-        from aigc.registry import get_kind, make_config
+        from aigc.kinds import get_kind, make_config
         path = self._file(file)
         value, kind, cfg = self._base(base)
         upload = upload_kind(path)
@@ -202,8 +202,8 @@ class FinetuneHandlers:
         except (TypeError, ValueError):
             raise ValueError("steps must be a whole number") from None
         steps_i = int(x) if x.is_integer() else -1
-        if isinstance(steps, bool) or not 1 <= steps_i <= STEPS_MAX:
-            raise ValueError(f"steps must be a whole number from 1 to {STEPS_MAX:,}")
+        if isinstance(steps, bool) or not 1 <= steps_i <= FINETUNE_STEPS_MAX:
+            raise ValueError(f"steps must be a whole number from 1 to {FINETUNE_STEPS_MAX:,}")
         limit = self._minutes(minutes)
         upload_kind(path)
         res = self._resolution(resolution, cfg)
@@ -224,8 +224,8 @@ class FinetuneHandlers:
             m = float(minutes)
         except (TypeError, ValueError):
             raise ValueError("the time limit must be a number of minutes (0: none)") from None
-        if isinstance(minutes, bool) or not (0 <= m <= MAX_MINUTES):
-            raise ValueError(f"the time limit must be from 0 (none) to {MAX_MINUTES:,} minutes")
+        if isinstance(minutes, bool) or not (0 <= m <= FINETUNE_MINUTES_MAX):
+            raise ValueError(f"the time limit must be from 0 (none) to {FINETUNE_MINUTES_MAX:,} minutes")
         return m or None
 
     @friendly
@@ -273,7 +273,7 @@ class FinetuneHandlers:
         """Base vs fine-tuned on the same seeds (images: two grids, the same latents and labels;
         text: the same prompt and seed continued by both) -> (base image, fine-tuned image, base
         text, fine-tuned text, info markdown). A job trained from scratch shows only the new model."""
-        from aigc.registry import KINDS
+        from aigc.kinds import KINDS
         if not job_id:
             raise ValueError("no job selected")
         s = self.jobs.status(job_id)
@@ -295,7 +295,7 @@ class FinetuneHandlers:
             except ValueError as e:
                 note = f"the base model {html.escape(base_name)} is not available any more ({html.escape(str(e))}); showing the fine-tuned model only."
         if getattr(tuned, "model", None) is not None and tuned.model.modality == "text":
-            from aigc.textgen import check_prompt
+            from aigc.pipelines.charlm import check_prompt
             prompt = check_prompt(prompt or "")
             kw = dict(temperature=COMPARE_TEMPERATURE, seed=seed)
             t_text = tuned.generate(prompt, COMPARE_CHARS, **kw).text
@@ -400,7 +400,7 @@ class FinetuneHandlers:
 
 
 def _default_manager(registry) -> JobManager:
-    from .registry import default_user_models
+    from demo.models import default_user_models
     weights = Path(getattr(registry, "weights_dir", "weights")).resolve()
     root = os.environ.get("AIGC_JOBS_DIR") or weights.parent / "jobs"
     users = getattr(registry, "user_models_dir", None) or default_user_models(weights)
@@ -434,8 +434,8 @@ def build_finetune_tab(registry, manager: JobManager | None = None) -> FinetuneH
                                elem_id="ft-base")
             with gr.Row():
                 resolution = gr.Dropdown([AUTO, *map(str, IMAGE_RESOLUTIONS)], value=AUTO, label="resolution (images)")
-                steps = gr.Number(500, precision=0, minimum=1, maximum=STEPS_MAX, label="steps")
-                minutes = gr.Number(0, minimum=0, maximum=MAX_MINUTES, label="time limit, minutes (0: none)",
+                steps = gr.Number(500, precision=0, minimum=1, maximum=FINETUNE_STEPS_MAX, label="steps")
+                minutes = gr.Number(0, minimum=0, maximum=FINETUNE_MINUTES_MAX, label="time limit, minutes (0: none)",
                                     info="stops at whichever of steps and time comes first")
             name = gr.Textbox("", label="name of the new model", placeholder="my-model", max_length=48)
             with gr.Row():

@@ -1,4 +1,4 @@
-"""The Text tab's Latent view: a sentence VAE's latent space (aigc.textvae.TextVAEPipeline).
+"""The Text tab's Latent view: a sentence VAE's latent space (aigc.pipelines.textvae.TextVAEPipeline).
 
 Two lines in, the decoded path between them out; one line encoded, then moved along the
 principal directions with sliders; the model's diagnostics (KL per line, active units) shown.

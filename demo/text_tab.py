@@ -1,6 +1,6 @@
 """The Text tab's Generate view: stream text from a saved text model (a char-lm).
 
-`build_text_tab(source)` lays the view out inside the caller's `gr.Tab` (demo.ui's `extra_tabs`
+`build_text_tab(source)` lays the view out inside the caller's `gr.Tab` (demo.app's `extra_tabs`
 calls it with the ModelRegistry). `source` may be a ModelRegistry (its weights folder is scanned),
 a TextModels, a weights folder path, or None (the project's weights/).
 
@@ -10,7 +10,7 @@ Named endpoints (gradio_client):
                   yields the growing continuation, `Client.predict` returns the final one.
   /text_dice () -> a fresh random seed
 
-The text models are found and loaded here (demo.registry loads image models only) by one
+The text models are found and loaded here (demo.models loads image models only) by one
 TextModels object, created once and shared read-only by every session; nothing about a user is
 kept outside the components.
 """
@@ -24,13 +24,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from .registry import _read_json, scan
+from demo.models import _read_json, scan
+from aigc.limits import MAX_NEW_CHARS, SEED_MAX, TEXT_TEMP_MAX
 
 log = logging.getLogger("aigc.demo")
 
-SEED_MAX = 2 ** 32 - 1          # as the Image tab
-UI_TEMP_MAX = 2.0
-UI_MAX_NEW = 5000
 STREAM_EVERY_S = 0.05           # at most ~20 updates a second reach the page
 MAX_STOP_FIELD = 4000
 
@@ -86,7 +84,7 @@ class TextModels:
         return out
 
     def get(self, name):
-        """name -> aigc.textgen.TextPipeline (or a TextVAEPipeline); ValueError for an unknown or
+        """name -> aigc.pipelines.charlm.TextPipeline (or a TextVAEPipeline); ValueError for an unknown or
         unloadable model."""
         if isinstance(name, str) and name not in self.entries and name in self._user_names():
             return self.registry.text_pipeline(name)       # a user model: the registry loads it once
@@ -100,9 +98,9 @@ class TextModels:
                 if name in self._errors:
                     raise ValueError(self._errors[name])
                 if self.entries[name].kind == "text-vae":
-                    from aigc.textvae import TextVAEPipeline as Pipeline
+                    from aigc.pipelines.textvae import TextVAEPipeline as Pipeline
                 else:
-                    from aigc.textgen import TextPipeline as Pipeline
+                    from aigc.pipelines.charlm import TextPipeline as Pipeline
                 try:
                     pipe = Pipeline.from_pretrained(self.entries[name].path, device=self.device)
                 except (ValueError, OSError) as e:
@@ -125,7 +123,7 @@ class TextModels:
         if isinstance(source, cls):
             return source
         if source is None:
-            from aigc.pipelines import WEIGHTS_DIR
+            from aigc.hub import WEIGHTS_DIR
             return cls(WEIGHTS_DIR)
         if isinstance(source, (str, Path)):
             return cls(source)
@@ -269,14 +267,14 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
         with gr.Tab("Poem", id="text-poem-view"):
             _poem_view(h, models)
         with gr.Tab("Latent", id="text-latent-view"):
-            from .text_latent import build_latent_view
+            from demo.text_latent import build_latent_view
             build_latent_view(models)
     return h
 
 
 def _sampling_controls(prefix: str, temperature=0.8):
-    from aigc.textgen import REP_MAX
-    t = gr.Slider(0.0, UI_TEMP_MAX, value=temperature, step=0.05, label="Temperature (0 = greedy)",
+    from aigc.pipelines.charlm import REP_MAX
+    t = gr.Slider(0.0, TEXT_TEMP_MAX, value=temperature, step=0.05, label="Temperature (0 = greedy)",
                   elem_id=f"{prefix}-temperature")
     k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)", elem_id=f"{prefix}-top-k")
     p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id=f"{prefix}-top-p")
@@ -322,7 +320,7 @@ def _poem_view(h: TextHandlers, models: TextModels) -> None:
 
 
 def _generate_view(h: TextHandlers, models: TextModels) -> None:
-    from aigc.textgen import MAX_PROMPT_CHARS
+    from aigc.pipelines.charlm import MAX_PROMPT_CHARS
 
     names = models.names()
     first = names[0] if names else None
@@ -336,7 +334,7 @@ def _generate_view(h: TextHandlers, models: TextModels) -> None:
             prompt = gr.Textbox("ROMEO.\n", label="Prompt (empty: start from nothing)", lines=5,
                                 max_length=MAX_PROMPT_CHARS, elem_id="text-prompt")
             temperature, top_k, top_p, rep = _sampling_controls("text", 0.8)
-            max_length = gr.Slider(1, UI_MAX_NEW, value=500, step=1, label="Max length (characters)",
+            max_length = gr.Slider(1, MAX_NEW_CHARS, value=500, step=1, label="Max length (characters)",
                                    elem_id="text-max-length")
             with gr.Row():
                 seed = gr.Number(0, label="Seed (empty: draw one)", precision=0, minimum=0, maximum=SEED_MAX,

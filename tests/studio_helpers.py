@@ -9,8 +9,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 GAIN = 3.0
 TINY = [("vae", "vae-mnist"), ("dcgan", "dcgan-mnist"), ("seed-gan", "seed-gan-mnist")]
@@ -19,7 +17,7 @@ TINY = [("vae", "vae-mnist"), ("dcgan", "dcgan-mnist"), ("seed-gan", "seed-gan-m
 def make_weights(root: Path) -> Path:
     """Three tiny untrained models (dataset 'mnist'), a support folder and a broken model."""
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
 
     root = Path(root)
     torch.manual_seed(0)

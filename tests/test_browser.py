@@ -126,7 +126,7 @@ def test_upload_a_picture_and_see_its_reconstruction(page, tmp_path):
 
 
 def test_restore_a_recipe_gives_the_exact_image(page, app_url, tmp_path):
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     studio = app_url[0].studio
     _, _, st = studio.sample("vae-mnist", "any", 21, 2, 0.8, new_state())
@@ -163,7 +163,7 @@ def test_a_finished_model_reaches_the_page_without_a_reload(page, app_url):
     import torch
 
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
 
     reg = app_url[0].studio.reg
     page.get_by_role("tab", name="Fine-tune").click()

@@ -14,7 +14,7 @@ from aigc import checkpoint as ckpt
 from aigc.data.text import (SHAKESPEARE_HELD_OUT, TEXT_DIR, TextData, load_text_corpus, load_text_dataset,
                             split_works, text_dataset_names)
 from aigc.models.charlm import PRESETS, TRAIN_PRESETS, CharLM, filter_logits, sample_next
-from aigc.registry import build, get_kind, make_config
+from aigc.kinds import build, get_kind, make_config
 from aigc.text.tokenizer import UNK, CharTokenizer
 from aigc.train.loop import TrainOptions, train
 from aigc.train.rng import StepRNG

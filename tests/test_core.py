@@ -12,8 +12,8 @@ import torch
 
 from aigc import checkpoint as ckpt
 from aigc.data import ImageData, load_dataset, read_idx
-from aigc.pipelines import ImagePipeline
-from aigc.registry import KINDS, build
+from aigc.pipelines.image import ImagePipeline
+from aigc.kinds import KINDS, build
 from aigc.train.loop import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -395,9 +395,8 @@ def test_a_fine_tune_records_what_it_started_from(tmp_path):
     say, a copy of the model itself); shipping keeps each base's training record when the base is
     still what was recorded."""
     import shutil
-    sys.path.insert(0, str(ROOT / "bench"))
-    from shiputil import keep_lineage
-    from aigc.cards import lineage_lines, write_card
+    from scripts.shiputil import keep_lineage
+    from aigc.finetune.cards import lineage_lines, write_card
     common = dict(model="vae", data="toy", batch_size=16, tiny=True, log_every=1, progress=False)
     a = train(TrainOptions(out=str(tmp_path / "a"), max_steps=2, **common), data=small_data())
     b = train(TrainOptions(out=str(tmp_path / "b"), max_steps=3, init_from=str(a), ckpt_every=1, **common),
@@ -467,12 +466,12 @@ def test_a_fine_tune_records_what_it_started_from(tmp_path):
     keep_lineage(m, out)
     assert (out / "training" / "base-1" / "stats.jsonl").read_text() == '{"step": 1}\n'
     # the ship scripts load what they import from shiputil; swap_in replaces a folder whole
-    import ship_image, ship_text
+    from scripts import ship_image, ship_text
     for script in (ship_image, ship_text):
         with pytest.raises(SystemExit) as e:
             script.main(["--help"])
         assert e.value.code == 0
-    from shiputil import swap_in
+    from scripts.shiputil import swap_in
     dest = tmp_path / "dest"
     for src in (out, m):
         swap_in(Path(shutil.copytree(src, tmp_path / "next")), dest)

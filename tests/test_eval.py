@@ -14,7 +14,7 @@ from aigc.eval import METRICS, evaluate, evaluate_samples, generate_samples
 from aigc.eval import classifier as clf
 from aigc.eval import inception, metrics, realstats
 from aigc.eval.frechet import frechet_distance, frechet_distance_features, kernel_inception_distance
-from aigc.registry import build
+from aigc.kinds import build
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aigc import imageinput
-from aigc.imageinput import ImageInputError, from_array, load_and_prepare, open_image, prepare
+from aigc.data import imageinput
+from aigc.data.imageinput import ImageInputError, from_array, load_and_prepare, open_image, prepare
 
 
 def png(im: Image.Image, **kw) -> bytes:

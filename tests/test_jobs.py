@@ -1,4 +1,4 @@
-"""Background fine-tune jobs (aigc.jobs.JobManager) and the fine-tune tab's handlers, with tiny
+"""Background fine-tune jobs (aigc.finetune.jobs.JobManager) and the fine-tune tab's handlers, with tiny
 models: end to end, the queue, cancel, a server restart with a killed worker, a failing job."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from test_uploads import good_members, make_zip  # noqa: E402
 
-from aigc.jobs import JobError, JobManager, read_stats  # noqa: E402
+from aigc.finetune.jobs import JobError, JobManager  # noqa: E402
+from aigc.train.stats import read_stats  # noqa: E402
 
 TINY = dict(resolution=32, batch_size=8, tiny=True)
 
@@ -38,8 +38,8 @@ def wait_for(pred, timeout=60.0, what="condition"):
 def test_end_to_end_queue_and_failure(tmp_path, zip64):
     """A 64-image job runs to 'done' and its model samples; a second job waits at position 1; a job
     with a bad base fails with a message and the manager goes on with the next one."""
-    from aigc.pipelines import ImagePipeline
-    from demo.registry import ModelRegistry
+    from aigc.pipelines.image import ImagePipeline
+    from demo.models import ModelRegistry
 
     m = JobManager(tmp_path / "jobs", tmp_path / "user_models")
     reg = ModelRegistry(tmp_path / "weights", user_models=tmp_path / "user_models")    # a running app's
@@ -71,7 +71,7 @@ def test_end_to_end_queue_and_failure(tmp_path, zip64):
         assert {"kid_randconv", "copy_rate", "protocol"} <= set(metrics)
         assert (dest / "README.md").read_text().startswith("# my-cats\n")
         # its samples can be checked against the images it was trained on (kept beside it)
-        from demo.handlers import Studio, new_state
+        from demo.image_handlers import Studio, new_state
         studio = Studio(reg, tmp_path / "ui")
         _, _, st = studio.sample("my-cats", "any", 0, 1, 1.0, new_state())
         st = studio.open_sample(st, 0)[-1]
@@ -245,10 +245,10 @@ def test_compare_base_and_finetuned(tmp_path, one_thread):
     import torch
 
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
     from aigc.text.tokenizer import CharTokenizer
     from demo.finetune_tab import COMPARE_CHARS, FinetuneHandlers
-    from demo.registry import ModelRegistry
+    from demo.models import ModelRegistry
     from studio_helpers import make_weights
 
     weights = make_weights(tmp_path / "weights")
@@ -288,7 +288,7 @@ def test_compare_base_and_finetuned(tmp_path, one_thread):
 
 
 def test_eta_is_capped_by_the_time_limit():
-    from aigc.jobs import _eta
+    from aigc.finetune.jobs import _eta
     stats = [{"step": 10 * i, "time_s": float(i)} for i in range(1, 7)]      # 10 steps a second
     assert _eta(stats, 1000) == pytest.approx(94.0)                          # 940 steps left
     assert _eta(stats, 1000, budget_s=30.0) == pytest.approx(24.0)           # the clock ends first

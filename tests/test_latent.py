@@ -8,13 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from aigc import latent, recipes
+from aigc import latent
+from aigc.pipelines import recipes
 from aigc import checkpoint as ckpt
 from aigc.data import ImageData
-from aigc.nearest import TrainingIndex
-from aigc.pipelines import ImagePipeline
-from aigc.project import project
-from aigc.registry import build
+from aigc.eval.nearest import TrainingIndex
+from aigc.pipelines.image import ImagePipeline
+from aigc.latent.projection import project
+from aigc.kinds import build
 
 from studio_helpers import make_weights
 
@@ -244,7 +245,7 @@ def test_per_model_indexes_are_bounded_and_drop_stale_files(tmp_path, monkeypatc
     """The per-process cache of per-model indexes keeps at most MAX_MODEL_INDEXES, least recently
     used out first, and a rewritten training_images.npz replaces its old index rather than adding one."""
     import os
-    from aigc import nearest
+    from aigc.eval import nearest
     monkeypatch.setattr(nearest, "_INDEXES", {})
     monkeypatch.setattr(nearest, "MAX_MODEL_INDEXES", 3)
     rng = np.random.default_rng(0)
@@ -272,7 +273,7 @@ def test_per_model_indexes_are_bounded_and_drop_stale_files(tmp_path, monkeypatc
 def test_training_images_saved_beside_a_model(tmp_path):
     """An upload-trained model keeps its prepared images (distinct, uint8, no pickle); the nearest
     check uses them, with leave-one-out distances as the scale since an upload has no test split."""
-    from aigc.nearest import TRAINING_IMAGES, index_for_model, load_training_images, save_training_images
+    from aigc.eval.nearest import TRAINING_IMAGES, index_for_model, load_training_images, save_training_images
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     balanced = np.concatenate([images, images[:10]])             # --balance repeats images

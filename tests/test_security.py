@@ -13,7 +13,7 @@ def _save(folder: Path, kind: str, seed: int = 1, **kw):
     import torch
 
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
 
     torch.manual_seed(seed)
     if kind == "char-lm":

@@ -10,7 +10,7 @@ from aigc.data.text import tang_documents
 from aigc.models.charlm import CharLM, CharLMConfig
 from aigc.text import forms
 from aigc.text.tokenizer import CharTokenizer
-from aigc.textgen import TextPipeline
+from aigc.pipelines.charlm import TextPipeline
 
 JINGYESI = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
 CHUNXIAO = "春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。"
@@ -129,7 +129,7 @@ def test_english_model_has_no_forms():
 
 def test_cli_form_sampling(tmp_path, capsys):
     from aigc import checkpoint as ckpt
-    from aigc.__main__ import main
+    from aigc.cli.commands import main
     pipe = _tiny_poet()
     ckpt.save_pretrained(pipe.model, tmp_path / "poet", meta={"modality": "text"})
     assert main(["sample", str(tmp_path / "poet"), "--form", "七言绝句", "--n", "5", "--seed", "3", "--json"]) == 0
@@ -225,7 +225,7 @@ def test_every_shipped_text_model_loads_and_generates(path, one_thread):
     from aigc import checkpoint as ckpt
     kind = ckpt.read_config(path)["kind"]
     if kind == "text-vae":
-        from aigc.textvae import TextVAEPipeline
+        from aigc.pipelines.textvae import TextVAEPipeline
         pipe = TextVAEPipeline.from_pretrained(path)
         lines = pipe.sample(n=4, seed=0)
         assert len(lines) == 4 and all(isinstance(x, str) and x for x in lines)

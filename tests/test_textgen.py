@@ -1,4 +1,4 @@
-"""Streaming text generation (aigc.textgen) and the Text tab's Generate view (demo.text_tab).
+"""Streaming text generation (aigc.pipelines.charlm) and the Text tab's Generate view (demo.text_tab).
 
 Tiny untrained char-lm in a temporary weights folder; runs in seconds on a CPU.
 """
@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from aigc import checkpoint as ckpt
-from aigc.registry import build
+from aigc.kinds import build
 from aigc.text.tokenizer import CharTokenizer
-from aigc.textgen import MAX_PROMPT_CHARS, TextPipeline
+from aigc.limits import MAX_NEW_CHARS, MAX_PROMPT_CHARS
+from aigc.pipelines.charlm import TextPipeline
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
 
@@ -42,7 +43,7 @@ def pipe(weights):
     ({"prompt": "x" * (MAX_PROMPT_CHARS + 1)}, "limit is 100,000"),
     ({"prompt": 12}, "prompt must be text"),
     ({"max_new": 0}, "max_new"),
-    ({"max_new": 5001}, "max_new"),
+    ({"max_new": MAX_NEW_CHARS + 1}, "max_new"),
     ({"max_new": 2.5}, "whole number"),
     ({"temperature": -0.1}, "temperature"),
     ({"temperature": 5.5}, "temperature"),

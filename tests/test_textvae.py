@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from aigc import checkpoint as ckpt
-from aigc.__main__ import main
+from aigc.cli.commands import main
 from aigc.data.lines import LineData, encode_lines, poem_clauses
-from aigc.registry import build
+from aigc.kinds import build
 from aigc.text.tokenizer import CharTokenizer
-from aigc.textvae import TextVAEPipeline, well_formed
+from aigc.pipelines.textvae import TextVAEPipeline, well_formed
 from aigc.train.loop import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_cli_sample_interpolate_and_errors(pipe):
 
 
 def test_cli_eval_json(tmp_path, monkeypatch):
-    import aigc.textvae as tv
+    import aigc.pipelines.textvae as tv
     lines = ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡", "白日依山尽", "黄河入海流"]
     monkeypatch.setattr(tv, "heldout_lines", lambda pipe, dataset=None: lines)   # no corpus load in a unit test
     # a copy, so that --save writes into the copy's metrics.json, not the shipped one
@@ -215,7 +215,7 @@ def test_cli_eval_json(tmp_path, monkeypatch):
 
 def test_finetune_refuses_a_text_vae(tmp_path, capsys):
     """An upload cannot train a sentence VAE (it needs poem lines): a clear refusal, nothing written."""
-    from aigc.__main__ import main
+    from aigc.cli.commands import main
     f = tmp_path / "lines.txt"
     f.write_text("床前明月光\n" * 200, encoding="utf-8")
     assert main(["finetune", "text-vae", "--data", str(f), "--out", str(tmp_path / "job"), "--steps", "1"]) == 2

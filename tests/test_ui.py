@@ -23,8 +23,8 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def studio(weights, tmp_path_factory):
     import app
-    from demo.handlers import Studio
-    from demo.registry import ModelRegistry
+    from demo.image_handlers import Studio
+    from demo.models import ModelRegistry
 
     app.configure_runtime()
     return Studio(ModelRegistry(weights), tmp_path_factory.mktemp("ui-tmp"))
@@ -68,7 +68,7 @@ def test_registry_lists_models_and_skips_support_folders(studio):
 
 
 def test_sample_open_edit_reset(studio):
-    from demo.handlers import N_DIM, N_DIR, new_state
+    from demo.image_handlers import N_DIM, N_DIR, new_state
 
     items, info, st = studio.sample("dcgan-mnist", "7", 11, 2, 0.7, new_state())
     assert len(items) == 4 and "seed 11" in info and items[0][1] == "#0 · 7"
@@ -90,7 +90,7 @@ def test_sample_open_edit_reset(studio):
 
 
 def test_vae_dimension_sliders_ordered_by_kl(studio):
-    from demo.handlers import N_DIR, new_state
+    from demo.image_handlers import N_DIR, new_state
 
     _, _, st = studio.sample("vae-mnist", "any", 1, 1, 1.0, new_state())
     out = studio.open_sample(st, 0)
@@ -121,14 +121,14 @@ def test_vae_dimension_sliders_ordered_by_kl(studio):
     (lambda s, st: s.recipe_files(st), "open a sample"),
 ])
 def test_bad_input_gives_a_clear_error(studio, call, msg):
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     with pytest.raises(gr.Error, match=msg):
         call(studio, new_state())
 
 
 def test_edit_rejects_out_of_range_and_nan(studio):
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     _, _, st = studio.sample("seed-gan-mnist", "any", 2, 1, 1.0, new_state())
     st = studio.open_sample(st, 0)[-1]
@@ -142,7 +142,7 @@ def test_edit_rejects_out_of_range_and_nan(studio):
 
 
 def test_uploads_bad_and_good(studio, tmp_path):
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     bad = {"notes.txt": b"not an image", "trunc.png": picture_file(tmp_path).read_bytes()[:60],
            "one.png": None}
@@ -165,7 +165,7 @@ def test_uploads_bad_and_good(studio, tmp_path):
 
 
 def test_recipe_round_trip_restores_exact_image(studio, tmp_path):
-    from demo.handlers import new_state
+    from demo.image_handlers import new_state
 
     _, _, st = studio.sample("vae-mnist", "any", 5, 2, 0.9, new_state())
     st = studio.open_sample(st, 3)[-1]
@@ -196,7 +196,7 @@ def test_recipe_round_trip_restores_exact_image(studio, tmp_path):
 
 
 def test_interpolate_nearest_and_directions(studio):
-    from demo.handlers import N_DIR, new_state
+    from demo.image_handlers import N_DIR, new_state
 
     items, gif, gif2, info, st = studio.interpolate("two seeds", "dcgan-mnist", "any", 1, 2, 6, "slerp", 1.0,
                                                     new_state())
@@ -357,8 +357,8 @@ def test_sessions_do_not_share_state(server):
 def test_models_listed_before_weights_load_and_requests_wait(weights):
     import sys
 
-    from demo.handlers import Studio, new_state
-    from demo.registry import ModelRegistry
+    from demo.image_handlers import Studio, new_state
+    from demo.models import ModelRegistry
 
     reg = ModelRegistry(weights, background=True)
     assert "vae-mnist" in reg.image_models()            # from config.json alone
@@ -400,7 +400,7 @@ def _save_user_model(folder, kind="dcgan", seed=1, **kw):
     import torch
 
     from aigc import checkpoint as ckpt
-    from aigc.registry import build
+    from aigc.kinds import build
 
     torch.manual_seed(seed)
     if kind == "char-lm":
@@ -420,7 +420,7 @@ def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
     import logging
     import threading
 
-    from demo.registry import ModelRegistry
+    from demo.models import ModelRegistry
 
     users = tmp_path / "user_models"
     _save_user_model(users / "early")                      # there before the app starts
@@ -451,7 +451,7 @@ def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
     logged = caplog.text
     assert "pickled" in logged and "refusing to unpickle" in logged and "no-config" in logged and "no config.json" in logged
     assert reg.text_choices() == ["my-poems"]
-    from demo.handlers import text_model_choices
+    from demo.image_handlers import text_model_choices
     upd = text_model_choices(reg, "gone")                  # what the Text tab's picker gets
     assert upd["choices"] == ["my-poems"] and upd["value"] == "my-poems"
     step = reg.text_pipeline("my-poems").generate("once", 5, temperature=0, seed=0)
@@ -477,8 +477,8 @@ def test_image_picker_refreshes_when_models_change(weights, tmp_path):
     import gradio as gr
 
     from demo import build_demo
-    from demo.handlers import Studio
-    from demo.registry import ModelRegistry
+    from demo.image_handlers import Studio
+    from demo.models import ModelRegistry
 
     users = tmp_path / "user_models"
     reg = ModelRegistry(weights, user_models=users)

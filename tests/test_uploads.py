@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aigc.__main__ import main
+from aigc.cli.commands import main
 from aigc.data.uploads import (UploadError, UploadLimits, find_duplicates, prepare_image_zip,
                                prepare_text, phash)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from aigc.hub import DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 def read_idx(path: str | Path) -> np.ndarray:

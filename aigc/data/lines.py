@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from ..text import forms
-from ..text.tokenizer import CharTokenizer
-from .text import check_split, load_text_corpus
+from aigc.text import forms
+from aigc.text.tokenizer import CharTokenizer
+from aigc.data.text import check_split, load_text_corpus
 
 LOST_CHAR = "囗"
 LINE_LENGTHS = (5, 7)

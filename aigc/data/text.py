@@ -43,10 +43,10 @@ from pathlib import Path
 
 import torch
 
-from ..text import forms
-from ..text.tokenizer import CharTokenizer
+from aigc.text import forms
+from aigc.text.tokenizer import CharTokenizer
+from aigc.hub import DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 TEXT_DIR = DATA_DIR / "text"
 
 SHAKESPEARE_HELD_OUT = ("JULIUS CAESAR", "A MIDSUMMER NIGHT'S DREAM", "KING JOHN")

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps
 
-from .images import ImageData
+from aigc.data.images import ImageData
 
 RESOLUTIONS = (28, 32, 64)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -379,7 +379,7 @@ def prepare_image_zip(path: str | Path, job_dir: str | Path | None = None, *, re
     `resolution` (28, 32 or 64); exact and near duplicates removed; `balance` repeats images of
     the smaller classes until every class has as many as the largest (the report says so). With
     `job_dir`, report.json and preview.png are written there (nothing anywhere else)."""
-    from ..grid import make_grid
+    from aigc.data.grid import make_grid
 
     path = Path(path)
     if resolution not in RESOLUTIONS:
@@ -666,7 +666,7 @@ def upload_kind(path: str | Path) -> str:
 
 def write_report(job_dir: str | Path, report: dict, preview: Image.Image | None = None) -> None:
     """report.json (and preview.png) into `job_dir`, atomically."""
-    from ..checkpoint import atomic_path, atomic_write_json
+    from aigc.checkpoint import atomic_path, atomic_write_json
 
     job_dir = Path(job_dir)
     atomic_write_json(job_dir / "report.json", report)

@@ -32,16 +32,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.images import canonical_name, load_dataset
-from .frechet import feature_stats, frechet_distance, kernel_inception_distance
-from .inception import inception_features, to_uint8_nhwc
-from .metrics import METRICS, EvalContext, Metric, register, resolve
+from aigc.data.images import canonical_name, load_dataset
+from aigc.eval.frechet import feature_stats, frechet_distance, kernel_inception_distance
+from aigc.eval.inception import inception_features, to_uint8_nhwc
+from aigc.eval.metrics import METRICS, EvalContext, Metric, register, resolve
 
 __all__ = ["METRICS", "EvalContext", "Metric", "register", "evaluate", "evaluate_samples",
            "generate_samples", "inception_features", "frechet_distance", "feature_stats",
            "kernel_inception_distance"]
 
-SAMPLE_BATCH = 250
+from aigc.limits import SAMPLE_BATCH  # noqa: E402
 
 
 def _check(names: list[str], model, dataset: str, has_labels: bool) -> None:

@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..checkpoint import CheckpointError, atomic_path, atomic_write_json, atomic_write_text, load_weights
-from ..data.images import canonical_name, load_dataset
+from aigc import __version__
+from aigc.checkpoint import CheckpointError, atomic_path, atomic_write_json, atomic_write_text, load_weights
+from aigc.data.images import canonical_name, load_dataset
+from aigc.hub import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = REPO_ROOT / "data" / "eval"   # evaluation assets, not generative models
+EVAL_DIR = REPO_ROOT / "data" / "eval"   # evaluation assets, not generative models
 FORMAT = "aigc-eval-classifier/1"
 DEFAULT_EPOCHS = 4
 BATCH = 128
@@ -79,7 +79,7 @@ class DomainClassifier(nn.Module):
 
 
 def classifier_dir(dataset: str) -> Path:
-    return WEIGHTS_DIR / f"classifier-{canonical_name(dataset)}"
+    return EVAL_DIR / f"classifier-{canonical_name(dataset)}"
 
 
 def _uint8_to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -30,11 +30,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.images import binarize, load_dataset
-from . import classifier as clf
-from . import inception, randfeat
-from .frechet import feature_stats, frechet_distance, kernel_inception_distance
-from .realstats import real_stats
+from aigc.data.images import binarize, load_dataset
+import aigc.eval.classifier as clf
+import aigc.eval.inception as inception
+import aigc.eval.randfeat as randfeat
+from aigc.eval.frechet import feature_stats, frechet_distance, kernel_inception_distance
+from aigc.eval.realstats import real_stats
 
 
 @dataclass
@@ -391,8 +392,8 @@ class _CopyIndex:
     """Distinct training images (pixel index) and each one's distance to its nearest other one."""
 
     def __init__(self, images: np.ndarray | None = None, dataset: str | None = None):
-        from ..data.images import ImageData
-        from ..nearest import TrainingIndex, distinct, index_for
+        from aigc.data.images import ImageData
+        from aigc.eval.nearest import TrainingIndex, distinct, index_for
         if images is not None:
             unique = images[distinct(images)]                        # repeats (balanced classes) once
             if len(unique) < 2:

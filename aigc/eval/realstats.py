@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..checkpoint import atomic_path
-from ..data.images import canonical_name, load_dataset
-from . import inception
-from .frechet import feature_stats
+from aigc.checkpoint import atomic_path
+from aigc.data.images import canonical_name, load_dataset
+import aigc.eval.inception as inception
+from aigc.eval.frechet import feature_stats
+from aigc.hub import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_CACHE = "AIGC_CACHE"
 FORMAT = "aigc-fid-stats/1"
 

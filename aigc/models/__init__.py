@@ -1,9 +1,9 @@
 """Model definitions: nn.Modules and their config dataclasses only (no training, no files)."""
-from .base import GenerativeModel
-from .vae import VAE, VAEConfig
-from .gan import DCGAN, DCGANConfig
-from .seedgan import SeedGAN, SeedGANConfig
-from .charlm import CharLM, CharLMConfig
+from aigc.models.base import GenerativeModel
+from aigc.models.vae import VAE, VAEConfig
+from aigc.models.gan import DCGAN, DCGANConfig
+from aigc.models.seedgan import SeedGAN, SeedGANConfig
+from aigc.models.charlm import CharLM, CharLMConfig
 
 __all__ = ["GenerativeModel", "VAE", "VAEConfig", "DCGAN", "DCGANConfig", "SeedGAN", "SeedGANConfig",
            "CharLM", "CharLMConfig"]

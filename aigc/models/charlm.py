@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..text.tokenizer import CharTokenizer
-from .base import GenerativeModel
+from aigc.text.tokenizer import CharTokenizer
+from aigc.models.base import GenerativeModel
 
 CPU_FP32_ATTENTION = True   # see CausalSelfAttention.forward
 
@@ -61,7 +61,7 @@ class CharLMConfig:
 
 
 # Best-estimate presets for `char-shakespeare` (held-out plays <= 1.45 nats/char). Select one with
-# `TrainOptions(config={"preset": "gpu"})` (or `aigc.registry.make_config("char-lm", preset=...)`);
+# `TrainOptions(config={"preset": "gpu"})` (or `aigc.kinds.make_config("char-lm", preset=...)`);
 # explicit config fields override a preset. TRAIN_PRESETS holds the matching training options
 # (`TrainOptions(**TRAIN_PRESETS["cpu"], config={"preset": "cpu"}, ...)`). These are estimates
 # from nanoGPT's published Shakespeare runs and timings here, not yet measured to the target.

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .base import GenerativeModel
+from aigc.models.base import GenerativeModel
 
 
 @dataclass

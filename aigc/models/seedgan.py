@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .base import GenerativeModel
+from aigc.models.base import GenerativeModel
 
 
 @dataclass

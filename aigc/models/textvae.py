@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..text.tokenizer import CharTokenizer
-from .base import GenerativeModel
+from aigc.text.tokenizer import CharTokenizer
+from aigc.models.base import GenerativeModel
 
 
 @dataclass

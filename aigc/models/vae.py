@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import GenerativeModel
+from aigc.models.base import GenerativeModel
 
 
 @dataclass

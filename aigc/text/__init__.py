@@ -1,4 +1,4 @@
 """Text: tokenisers for the character-level language models (the base of the text mode)."""
-from .tokenizer import CharTokenizer, UNK
+from aigc.text.tokenizer import CharTokenizer, UNK
 
 __all__ = ["CharTokenizer", "UNK"]

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint as ckpt
-from ..data import load_dataset
-from ..data.text import load_text_dataset
-from ..devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
-from ..grid import make_grid, to_uint8
-from ..registry import KINDS, build, get_kind, make_config
-from . import distributed
-from .objectives import make_objective, trainable_nets
-from .rng import StepRNG
+from aigc import checkpoint as ckpt
+from aigc.data import load_dataset
+from aigc.data.text import load_text_dataset
+from aigc.devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
+from aigc.data.grid import make_grid, to_uint8
+from aigc.kinds import KINDS, build, get_kind, make_config
+from aigc.train import distributed
+from aigc.train.objectives import make_objective, trainable_nets
+from aigc.train.rng import StepRNG
 
 
 # options whose default changed: a run folder saved before (no such key in options.json) resumes
@@ -211,7 +211,7 @@ class Run:
     def _load_text_data(self):
         """A text kind's training text, in the block size (and tokenizer) the model will have."""
         o = self.opts
-        from ..data.lines import LINE_DATASETS, load_line_dataset
+        from aigc.data.lines import LINE_DATASETS, load_line_dataset
         if o.data in LINE_DATASETS:            # one line per example (the sentence VAE)
             tok = ckpt.from_pretrained(o.init_from).tokenizer if o.init_from else None
             return load_line_dataset(o.data, "train", tokenizer=tok)
@@ -335,7 +335,7 @@ class Run:
     def eval_reference(self):
         """The image set the metrics compare with: None for a built-in dataset (its own splits),
         else the training data itself (an upload has no test split)."""
-        from ..data.images import canonical_name
+        from aigc.data.images import canonical_name
         try:
             canonical_name(self.data.name)
             return None
@@ -363,7 +363,7 @@ class Run:
                     "protocol": (f"held-out cross-entropy (nats/char) on {self._val_what}: at most {windows} "
                                  f"evenly spaced windows of {self.model.config.block_size} characters, each "
                                  f"scoring only characters it sees with full context")}
-        from ..eval import evaluate
+        from aigc.eval import evaluate
         return evaluate(self.model, self.data.name, metrics=self.eval_names, n=self.opts.eval_n,
                         device=str(self.device), seed=0, reference=self.eval_reference())
 

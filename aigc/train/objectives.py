@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .augment import diff_augment
+from aigc.train.augment import diff_augment
 
 # Adam learning rate of the modern (hinge-loss, spectral-norm) dcgan, G and D alike. 4e-4, not the
 # DCGAN paper's 2e-4: a GAN trained for a few epochs on a CPU is short of updates, not of stability

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
-from .models.charlm import PRESETS as CHARLM_PRESETS, CharLM, CharLMConfig
-from .models.textvae import TextVAE, TextVAEConfig
+from aigc.models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
+from aigc.models.charlm import PRESETS as CHARLM_PRESETS, CharLM, CharLMConfig
+from aigc.models.textvae import TextVAE, TextVAEConfig
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Each job is a folder `<root>/<id>/` (the id is generated, never a user-supplied 
   worker.log   the worker's stdout and stderr
   worker.json  written by the worker when training starts (phase, total)
 
-The worker is a separate process (`python -m aigc.jobs worker JOB_DIR`), so a crash or an
+The worker is a separate process (`python -m aigc.finetune.jobs worker JOB_DIR`), so a crash or an
 out-of-memory kill fails only that job. A finished model is copied atomically to
 `<user_models>/<name>` and handed to every `on_publish` listener (a running app's registry).
 `aigc finetune` measures quality while it trains (KID in random-conv features and copy rate
@@ -37,13 +37,14 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
+from aigc.hub import REPO_ROOT
+from aigc.train.stats import read_stats
+from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 
 STATES = ("queued", "preparing", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE = ("preparing", "running")
 RESUMABLE = ("cancelled", "interrupted", "failed")
 IMAGE_RESOLUTIONS = (28, 32, 64)
-MAX_MINUTES = 24 * 60          # the longest time limit a job may ask for (one day)
-_REPO = Path(__file__).resolve().parent.parent
 _NON_LOSS = {"step", "epoch", "time_s", "img_per_s", "tok_per_s", "lr", "peak_mem_gb", "eval_s",
              "kid_randconv", "copy_rate", "copy_rate_median_ratio", "nats_per_char", "bits_per_char"}
 # quality measured during a job (aigc finetune's periodic evaluation): stats key -> (series label, scale)
@@ -92,22 +93,6 @@ def _pid_alive(pid: int | None, job_dir: Path) -> bool:
         except OSError:
             return False
     return True
-
-
-def read_stats(run_dir: Path) -> list[dict]:
-    out = []
-    try:
-        lines = (Path(run_dir) / "stats.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for ln in lines:
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            continue        # a line being written
-        if isinstance(rec, dict) and "step" in rec:
-            out.append(rec)
-    return out
 
 
 def loss_curve(stats: list[dict]) -> list[dict]:
@@ -268,7 +253,7 @@ class JobManager:
         src = Path(data)
         if not src.is_file():
             raise JobError(f"{src.name}: no such upload")
-        if not isinstance(steps, int) or not 1 <= steps <= 1_000_000:
+        if not isinstance(steps, int) or not 1 <= steps <= FINETUNE_STEPS_MAX:
             raise JobError("steps must be a whole number from 1 to 1,000,000")
         if resolution is not None and resolution not in IMAGE_RESOLUTIONS:
             raise JobError(f"resolution must be one of {', '.join(map(str, IMAGE_RESOLUTIONS))}")
@@ -276,8 +261,8 @@ class JobManager:
             raise JobError("batch size must be at least 1")
         if max_minutes is not None:
             if isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float)) \
-                    or not 0 < max_minutes <= MAX_MINUTES:
-                raise JobError(f"the time limit must be more than 0 and at most {MAX_MINUTES:,} minutes")
+                    or not 0 < max_minutes <= FINETUNE_MINUTES_MAX:
+                raise JobError(f"the time limit must be more than 0 and at most {FINETUNE_MINUTES_MAX:,} minutes")
             max_minutes = float(max_minutes)
         if len(self._queue) >= self.max_queue:
             raise JobError(f"the queue is full ({self.max_queue} jobs waiting); try again later")
@@ -441,7 +426,7 @@ class JobManager:
                         try:
                             fn(published)
                         except Exception as e:  # noqa: BLE001 - a listener must not stop the queue
-                            print(f"aigc.jobs: listener {fn!r} failed on {published}: {e}", file=sys.stderr)
+                            print(f"aigc.finetune.jobs: listener {fn!r} failed on {published}: {e}", file=sys.stderr)
                 if rc is not None:
                     continue
             with self._wake:
@@ -456,7 +441,7 @@ class JobManager:
             return
         (d / "worker.json").unlink(missing_ok=True)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(_REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env["PYTHONUNBUFFERED"] = "1"
         if self.threads:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(int(self.threads))
@@ -464,7 +449,7 @@ class JobManager:
             log.write(f"\n--- worker started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
             log.flush()
             try:
-                self._proc = subprocess.Popen([self.python, "-m", "aigc.jobs", "worker", str(d)],
+                self._proc = subprocess.Popen([self.python, "-m", "aigc.finetune.jobs", "worker", str(d)],
                                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                               env=env)
             except OSError as e:
@@ -562,8 +547,8 @@ def _worker(job_dir: Path) -> int:
     """Run (or resume) one job through `aigc finetune`, with live-progress cadences and periodic
     checkpoints. Exit status: 0 done, 2 bad input (message on stderr), 130 interrupted."""
     signal.signal(signal.SIGINT, signal.default_int_handler)   # even if the server ignores SIGINT
-    from . import __main__ as cli
-    from .train import loop
+    from aigc.cli import commands as cli
+    from aigc.train import loop
 
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     spec = job["spec"]
@@ -605,7 +590,7 @@ def _worker(job_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] != "worker":
-        print("usage: python -m aigc.jobs worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m aigc.finetune.jobs worker JOB_DIR", file=sys.stderr)
         return 2
     return _worker(Path(argv[1]))
 

@@ -1,5 +1,5 @@
 """Layout and event wiring of the studio. `build_demo(registry)` -> gr.Blocks; nothing here
-computes anything (see demo.handlers and aigc).
+computes anything (see demo.image_handlers and aigc).
 
 Named endpoints (gradio_client: `client.predict(..., api_name="/sample")`):
   /model_info /sample /dice /open /edit /reset /nearest /use_as_a /use_as_b /interpolate
@@ -12,9 +12,9 @@ from typing import Callable
 
 import gradio as gr
 
-from .handlers import (ANY, DIM_RANGE, DIR_RANGE, FRAMES_MAX, GRID_MAX, N_DIM, N_DIR, SEED_MAX, SOURCES,
-                       TEMP_MAX, Studio, new_state)
-from .registry import ModelRegistry
+from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX
+from demo.image_handlers import ANY, DIM_RANGE, DIR_RANGE, N_DIM, N_DIR, SOURCES, Studio, new_state
+from demo.models import ModelRegistry
 
 CSS = """
 #editor img { image-rendering: pixelated; }
@@ -111,7 +111,7 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
                                              elem_id="seed", scale=3)
                             dice = gr.Button("Roll dice", elem_id="dice", scale=1, min_width=60)
                         grid = gr.Slider(1, GRID_MAX, value=4, step=1, label="Grid size (side)", elem_id="grid")
-                        temperature = gr.Slider(0.0, TEMP_MAX, value=1.0, step=0.05, label=temp0["label"],
+                        temperature = gr.Slider(0.0, IMAGE_TEMP_MAX, value=1.0, step=0.05, label=temp0["label"],
                                                 elem_id="temperature")
                         sample_btn = gr.Button("Sample", variant="primary", elem_id="sample")
                         model_info = gr.Markdown(info0, label="model_info", elem_classes="aigc-small")

@@ -1,7 +1,7 @@
 """Ship a trained image run as a model under weights/: weights, training record, measured metrics,
 a sample grid on seed 0, latent directions and a model card with the commands that reproduce it.
 
-    .venv/bin/python bench/ship_image.py RUN NAME --eval-json FILE --title T --summary S \\
+    .venv/bin/python -m scripts.ship_image RUN NAME --eval-json FILE --title T --summary S \\
         --train-command C --hardware H [--extra-file F]
 
 RUN is a training run folder (its model/ is copied), NAME the folder under weights/. FILE is the
@@ -20,16 +20,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
-    from shiputil import add_card_args, stage, swap_in
-    from aigc.cards import write_card
-    from aigc.catalog import record_metrics
+    from scripts.shiputil import add_card_args, stage, swap_in
+    from aigc.finetune.cards import write_card
+    from aigc.hub import record_metrics
     from aigc.latent import ensure_directions, training_images
-    from aigc.pipelines import ImagePipeline
+    from aigc.pipelines.image import ImagePipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_card_args(ap, title_required=False)

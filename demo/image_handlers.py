@@ -1,6 +1,6 @@
 """Event handlers of the studio: argument checking, calls into aigc, and shaping the results for
-the components. No model math and no file formats live here (see aigc.latent, aigc.recipes,
-aigc.imageinput, aigc.project, aigc.nearest).
+the components. No model math and no file formats live here (see aigc.latent, aigc.pipelines.recipes,
+aigc.data.imageinput, aigc.latent.projection, aigc.eval.nearest).
 
 Every handler takes the per-session state (a dict held in gr.State) and returns the new one;
 nothing about a user is kept anywhere else. Bad input raises gr.Error with a message a person
@@ -23,10 +23,13 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from aigc import imageinput, recipes
-from aigc.recipes import Recipe, RecipeError, png_image
+from aigc.data import imageinput
+from aigc.pipelines import recipes
+from aigc.pipelines.recipes import Recipe, RecipeError, png_image
 
-from .registry import ModelRegistry
+from demo.models import ModelRegistry
+from demo.common import friendly
+from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_float, check_int, check_number
 
 log = logging.getLogger("aigc.demo")
 
@@ -34,10 +37,6 @@ N_DIR = 16            # direction slider slots (principal ones first, then saved
 N_DIM = 32            # per-dimension slider slots (VAEs, most used dimensions first)
 DIR_RANGE = 3.0       # direction sliders: -3..3 standard deviations along the direction
 DIM_RANGE = 3.0       # dimension sliders: offset added to that coordinate
-GRID_MAX = 6          # grid side: up to 36 samples
-FRAMES_MAX = 32
-TEMP_MAX = 2.0
-SEED_MAX = 2 ** 32 - 1
 EDITOR_PX = 280       # the edited image is shown enlarged (nearest neighbour) to about this size
 THUMB_PX = 112
 ANY = "any"
@@ -50,52 +49,7 @@ def new_state() -> dict:
             "a": None, "b": None}
 
 
-def friendly(fn):
-    """Turn the library's ValueErrors into gr.Error (shown to the person, returned by the API)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (ValueError, FileNotFoundError) as e:    # RecipeError, ImageInputError, CheckpointError too
-            raise gr.Error(str(e), print_exception=False) from None
-        except Exception as e:  # noqa: BLE001 - the server must keep serving; the person gets a reason
-            log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(f"internal error ({type(e).__name__}); the server is still running",
-                           print_exception=False) from None
-    return wrapper
-
-
 # -- argument checks -------------------------------------------------------------------------------
-def _num(v, what: str) -> float:
-    if isinstance(v, bool) or v is None:
-        raise ValueError(f"{what} must be a number")
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{what} must be a finite number")
-    return x
-
-
-def check_float(v, lo: float, hi: float, what: str) -> float:
-    x = _num(v, what)
-    if not lo <= x <= hi:
-        raise ValueError(f"{what} must be between {lo:g} and {hi:g} (got {x:g})")
-    return x
-
-
-def check_int(v, lo: int, hi: int, what: str) -> int:
-    x = _num(v, what)
-    if x != int(x):
-        raise ValueError(f"{what} must be a whole number")
-    if not lo <= x <= hi:
-        raise ValueError(f"{what} must be between {lo} and {hi} (got {int(x)})")
-    return int(x)
-
-
 def _label_arg(label):
     return None if label in (None, "", ANY) else label
 
@@ -104,7 +58,7 @@ def text_model_choices(registry, current=None):
     """A text-model picker's update after looking for new user models: every usable text model
     (the weights folder's and the user models'), keeping `current` when it is still there.
     For the Text tab: wire it to the picker's focus and return it in `model_pickers` (see
-    demo.ui.build_demo); load a picked user model with `registry.text_pipeline(name)`."""
+    demo.app.build_demo); load a picked user model with `registry.text_pipeline(name)`."""
     if hasattr(registry, "refresh"):
         registry.refresh()
     names = registry.text_choices()
@@ -195,7 +149,7 @@ class Studio:
         pipe = e.pipe
         seed = check_int(seed, 0, SEED_MAX, "seed")
         side = check_int(grid, 1, GRID_MAX, "grid size")
-        temp = check_float(temperature, 0.0, TEMP_MAX, "temperature")
+        temp = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "temperature")
         pipe.label_index(_label_arg(label))            # a clear message for a class the model lacks
         s = pipe(side * side, seed=seed, label=_label_arg(label), temperature=temp)
         items, samples = [], []
@@ -428,7 +382,7 @@ class Studio:
     @friendly
     def nearest(self, state):
         """The training image nearest to the editor's image, and how near it is."""
-        from aigc.nearest import index_for_model
+        from aigc.eval.nearest import index_for_model
 
         rec = self._current(state)
         e = self.reg.get(rec.model)
@@ -476,7 +430,7 @@ class Studio:
         if source == "two seeds":
             e = self.reg.get(model)
             pipe = e.pipe
-            temp = check_float(temperature, 0.0, TEMP_MAX, "temperature")
+            temp = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "temperature")
             sa, sb = check_int(seed_a, 0, SEED_MAX, "seed A"), check_int(seed_b, 0, SEED_MAX, "seed B")
             za, zb = pipe.latents(1, sa)[0] * temp, pipe.latents(1, sb)[0] * temp
             lab = pipe.label_index(_label_arg(label)) if pipe.conditional else None

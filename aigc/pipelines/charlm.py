@@ -11,8 +11,8 @@ Every argument is checked, with a ValueError that says what is wrong:
                     not enforced by the server, so it is checked here); "" generates unconditionally.
                     Characters outside the vocabulary are allowed: they become the unknown symbol
                     and are counted (`step.unknown_chars`).
-  max_new           1..MAX_NEW new characters
-  temperature       0..TEMP_MAX; 0 is greedy (argmax)
+  max_new           1..MAX_NEW_CHARS new characters
+  temperature       0..TEXT_TEMP_MAX; 0 is greedy (argmax)
   top_k             None or 0 = off, else an integer >= 1
   top_p             None = off, else in (0, 1]
   repetition_penalty  REP_MIN..REP_MAX (1 = off)
@@ -33,13 +33,10 @@ from typing import Iterator, Sequence
 
 import torch
 
-from . import checkpoint as ckpt
+from aigc import checkpoint as ckpt
+from aigc.limits import MAX_NEW_CHARS, MAX_PROMPT_CHARS, SEED_MAX, TEXT_TEMP_MAX
 
-MAX_PROMPT_CHARS = 100_000
-MAX_NEW = 5000
-TEMP_MAX = 5.0
 REP_MIN, REP_MAX = 0.5, 3.0
-SEED_MAX = 2 ** 63 - 1
 MAX_STOPS = 16
 MAX_STOP_CHARS = 200
 
@@ -123,11 +120,11 @@ def check_seed(seed) -> int:
 
 def check_sampling(max_new, temperature, top_k, top_p, repetition_penalty) -> dict:
     max_new = _integer(max_new, "max_new")
-    if not 1 <= max_new <= MAX_NEW:
-        raise ValueError(f"max_new must be between 1 and {MAX_NEW} (got {max_new})")
+    if not 1 <= max_new <= MAX_NEW_CHARS:
+        raise ValueError(f"max_new must be between 1 and {MAX_NEW_CHARS} (got {max_new})")
     t = _number(temperature, "temperature")
-    if not 0 <= t <= TEMP_MAX:
-        raise ValueError(f"temperature must be between 0 (greedy) and {TEMP_MAX:g} (got {t:g})")
+    if not 0 <= t <= TEXT_TEMP_MAX:
+        raise ValueError(f"temperature must be between 0 (greedy) and {TEXT_TEMP_MAX:g} (got {t:g})")
     if top_k is not None:
         top_k = _integer(top_k, "top_k")
         if top_k < 0:
@@ -168,7 +165,7 @@ class TextPipeline:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu", search=None) -> "TextPipeline":
-        from .pipelines import resolve_model_path
+        from aigc.hub import resolve_model_path
         path = resolve_model_path(name_or_path, search)
         cfg = ckpt.read_config(path)
         if cfg.get("modality") != "text":
@@ -200,7 +197,7 @@ class TextPipeline:
     @property
     def forms(self) -> list[str]:
         """The poem forms this model can be asked for (char-tang); [] for other text models."""
-        from .text.forms import FORMS
+        from aigc.text.forms import FORMS
         stats = getattr(self.model, "meta", {}).get("text_stats", {}) if hasattr(self.model, "meta") else {}
         listed = stats.get("poem_forms")
         if listed is None:                 # older cards: a model that knows the 【】 header does
@@ -215,7 +212,7 @@ class TextPipeline:
         `first_line` starts the body (checked against the form). The line structure is kept by
         a decoding constraint (aigc.text.forms.FormConstraint); the model picks every character.
         Arguments are checked before anything is generated (ValueError)."""
-        from .text import forms as F
+        from aigc.text import forms as F
         if not self.forms:
             raise ValueError(f"{self.name or 'this model'} does not write poem forms; "
                              "use a Tang poem model (char-tang)")

@@ -1,7 +1,7 @@
 """Ship a trained char-lm run as a model under weights/: weights, training record, held-out score,
 samples on fixed seeds and a model card with the commands that reproduce it.
 
-    .venv/bin/python bench/ship_text.py RUN NAME --title T --summary S --train-command C \\
+    .venv/bin/python -m scripts.ship_text RUN NAME --title T --summary S --train-command C \\
         --hardware H [--extra-file F] [--prompts P ...] [--poems]
 
 RUN is a training run folder (its model/ is copied), NAME the folder under weights/. The
@@ -17,17 +17,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
     from aigc import checkpoint as ckpt
-    from shiputil import add_card_args, stage, swap_in
-    from aigc.cards import write_card
-    from aigc.catalog import record_metrics
+    from scripts.shiputil import add_card_args, stage, swap_in
+    from aigc.finetune.cards import write_card
+    from aigc.hub import record_metrics
     from aigc.data.text import load_text_corpus
-    from aigc.textcli import score_text
-    from aigc.textgen import TextPipeline
+    from aigc.cli.text import score_text
+    from aigc.pipelines.charlm import TextPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_card_args(ap)

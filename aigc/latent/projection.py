@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .grid import to_uint8
+from aigc.data.grid import to_uint8
 
 
 @dataclass

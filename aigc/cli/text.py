@@ -6,11 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import checkpoint as ckpt
+from aigc import checkpoint as ckpt
+from aigc.limits import MAX_NEW_CHARS, MAX_PROMPT_CHARS, TEXT_FILE_MAX_BYTES
 
-MAX_PROMPT_CHARS = 100_000       # a prompt longer than this is refused, not silently truncated
-MAX_NEW = 20_000
-MAX_TEXT_FILE_BYTES = 50 << 20
 
 
 def _check_sampling(args) -> dict:
@@ -21,8 +19,8 @@ def _check_sampling(args) -> dict:
         raise ValueError("--top-k must be >= 1")
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise ValueError("--top-p must be in (0, 1]")
-    if not 0 <= args.max_new <= MAX_NEW:
-        raise ValueError(f"--max-new must be between 0 and {MAX_NEW}")
+    if not 0 <= args.max_new <= MAX_NEW_CHARS:
+        raise ValueError(f"--max-new must be between 0 and {MAX_NEW_CHARS}")
     if len(args.prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"prompt is {len(args.prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
     return {"temperature": t, "top_k": args.top_k, "top_p": args.top_p}
@@ -30,7 +28,7 @@ def _check_sampling(args) -> dict:
 
 def sample_text(path: Path, args) -> int:
     if ckpt.read_config(path).get("kind") == "text-vae":
-        from .textvae import cli_sample          # the sentence VAE's own branch
+        from aigc.pipelines.textvae import cli_sample          # the sentence VAE's own branch
         return cli_sample(path, args)
     if args.interpolate is not None:
         raise ValueError("--interpolate applies to text VAE models (e.g. textvae-tang)")
@@ -52,7 +50,7 @@ def sample_text(path: Path, args) -> int:
 
 def sample_poems(path: Path, args) -> int:
     """`sample char-tang --form 五言绝句 --n 200 --seed 0 --json`: n poems on seeds seed..seed+n-1."""
-    from .textgen import TextPipeline
+    from aigc.pipelines.charlm import TextPipeline
     pipe = TextPipeline(ckpt.from_pretrained(path, device=args.device), name=path.name, path=path)
     if not 1 <= args.n <= 1000:
         raise ValueError("--n must be between 1 and 1000")
@@ -73,15 +71,15 @@ def sample_poems(path: Path, args) -> int:
 
 
 def eval_text(args) -> int:
-    from .pipelines import resolve_model_path
+    from aigc.hub import resolve_model_path
     model = ckpt.from_pretrained(resolve_model_path(args.name), device=args.device)
     if getattr(model, "modality", "image") != "text":
         raise ValueError("--text-file applies to text models only")
     p = Path(args.text_file)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
-    if p.stat().st_size > MAX_TEXT_FILE_BYTES:
-        raise ValueError(f"{p} is larger than {MAX_TEXT_FILE_BYTES >> 20} MB")
+    if p.stat().st_size > TEXT_FILE_MAX_BYTES:
+        raise ValueError(f"{p} is larger than {TEXT_FILE_MAX_BYTES >> 20} MB")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -108,8 +106,8 @@ def score_text(model, text: str, args=None) -> dict:
 
 def eval_heldout(args) -> int:
     """Score the model's dataset's held-out split (e.g. the whole plays kept out of training)."""
-    from .data.text import load_text_corpus
-    from .pipelines import resolve_model_path
+    from aigc.data.text import load_text_corpus
+    from aigc.hub import resolve_model_path
     model = ckpt.from_pretrained(resolve_model_path(args.name), device=args.device)
     if getattr(model, "modality", "image") != "text":
         raise ValueError("--heldout applies to text models only")
@@ -119,7 +117,7 @@ def eval_heldout(args) -> int:
     res["dataset"] = dataset
     res["split"] = "held-out"
     if getattr(args, "save", False):
-        from .catalog import record_metrics
+        from aigc.hub import record_metrics
         record_metrics(resolve_model_path(args.name), res)
     print(json.dumps(res, ensure_ascii=False) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 log = logging.getLogger("aigc.demo")
 MAX_JSON = 1 << 20
-# the headline figures of metrics.json (as aigc.catalog.KEY_METRICS; repeated here so that finding
+# the headline figures of metrics.json (as aigc.hub.KEY_METRICS; repeated here so that finding
 # the models does not import torch)
 KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
                "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
@@ -53,7 +53,7 @@ class ModelEntry:
     config: dict = field(default_factory=dict)     # the model's config fields (from config.json)
     card: str = ""
     error: str | None = None
-    pipe: object | None = None                     # aigc.pipelines.ImagePipeline once loaded
+    pipe: object | None = None                     # aigc.pipelines.image.ImagePipeline once loaded
     weights_hash: str = ""
     user: bool = False                             # found in the user-models folder
     _directions: object | None = None
@@ -212,10 +212,10 @@ class ModelRegistry:
         from aigc import checkpoint as ckpt
         try:
             if e.modality == "image":
-                from aigc.pipelines import ImagePipeline
+                from aigc.pipelines.image import ImagePipeline
                 pipe = ImagePipeline.from_pretrained(e.path, device=self.device)
             elif e.modality == "text":
-                from aigc.textgen import TextPipeline
+                from aigc.pipelines.charlm import TextPipeline
                 pipe = TextPipeline.from_pretrained(e.path, device=self.device)
             else:
                 raise ValueError(f"unknown modality {e.modality!r}")
@@ -329,7 +329,7 @@ class ModelRegistry:
         return e
 
     def text_pipeline(self, name):
-        """A text model's aigc.textgen.TextPipeline, loaded on first use (once, under a lock)."""
+        """A text model's aigc.pipelines.charlm.TextPipeline, loaded on first use (once, under a lock)."""
         e = self.text_entry(name)
         if e.pipe is None:
             with e._lock:
@@ -409,7 +409,7 @@ class ModelRegistry:
                     except Exception as err:  # noqa: BLE001 - a background nicety; log and go on
                         log.warning("directions for %s: %s", e.name, err)
             if nearest:
-                from aigc.nearest import index_for
+                from aigc.eval.nearest import index_for
 
                 for ds in sorted({e.dataset for e in self.entries.values()
                                   if e.ready and e.modality == "image" and e.dataset and not e.user}):

@@ -1,13 +1,33 @@
-"""What models exist: scanning folders of saved models, and recording measured metrics."""
+"""Where things are: the repository's folders, saved models by name, listing them, and their
+recorded metrics. Imports no torch, so the CLI's `list` and the studio's start stay light."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import checkpoint as ckpt
-from .pipelines import WEIGHTS_DIR
+from aigc import fileio
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = REPO_ROOT / "weights"
+DATA_DIR = REPO_ROOT / "data"
 
 KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
                "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
+
+
+def resolve_model_path(name_or_path: str | Path, search: list[Path] | None = None) -> Path:
+    """A folder name under weights/ (or under any folder in `search`), or a path to a saved model
+    (a run folder is accepted too: its `model/` is used)."""
+    p = Path(name_or_path)
+    candidates = [p] if (p.is_absolute() or len(p.parts) > 1 or p.exists()) else []
+    for root in (search or []) + [WEIGHTS_DIR]:
+        if len(p.parts) == 1 and p.name not in ("", ".", ".."):
+            candidates.append(Path(root) / p.name)
+    for c in candidates:
+        if (c / "config.json").is_file():
+            return c
+        if (c / "model" / "config.json").is_file():
+            return c / "model"
+    raise FileNotFoundError(f"no saved model named {str(name_or_path)!r} (looked in weights/ and as a path)")
 
 
 def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:
@@ -28,12 +48,12 @@ def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:
             if not (d / "config.json").is_file():
                 continue
             try:
-                cfg = ckpt.read_config(d)
-            except ckpt.CheckpointError as e:
+                cfg = fileio.read_config(d)
+            except fileio.CheckpointError as e:
                 rows.append({"name": d.name, "path": str(d), "kind": "?", "modality": "?", "dataset": None,
                              "metrics": {}, "error": str(e)})
                 continue
-            metrics = ckpt.read_metrics(d)
+            metrics = fileio.read_metrics(d)
             name = d.parent.name if d.name == "model" else d.name
             rows.append({"name": name, "path": str(d), "kind": cfg["kind"],
                          "modality": cfg.get("modality", "image"), "dataset": cfg.get("dataset"),
@@ -43,7 +63,7 @@ def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:
 
 def record_metrics(directory: Path, result: dict) -> dict:
     """Merge an evaluation result into metrics.json (atomically)."""
-    metrics = ckpt.read_metrics(directory)
+    metrics = fileio.read_metrics(directory)
     metrics.update(result)
-    ckpt.atomic_write_json(Path(directory) / "metrics.json", metrics)
+    fileio.atomic_write_json(Path(directory) / "metrics.json", metrics)
     return metrics

@@ -40,15 +40,14 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
-from . import latent
-from .text import forms
+from aigc import checkpoint as ckpt
+from aigc import latent
+from aigc.text import forms
+from aigc.limits import SEED_MAX, TEXT_TEMP_MAX
 
 MAX_LINE_CHARS = 64
 MIN_STEPS, MAX_STEPS = 2, 32
 MAX_N = 64
-TEMP_MAX = 5.0
-SEED_MAX = 2 ** 63 - 1
 STRIP = " \t\r\n\u3000，。？！；、,.?!;"
 N_DIRECTIONS = 10
 EVAL_MAX_LINES = 5000          # eval's cap on held-out lines (runs well under a minute on 2 CPU cores)
@@ -100,7 +99,7 @@ class TextVAEPipeline:
 
     @classmethod
     def from_pretrained(cls, name_or_path, device: str = "cpu", search=None) -> "TextVAEPipeline":
-        from .pipelines import resolve_model_path
+        from aigc.hub import resolve_model_path
         path = resolve_model_path(name_or_path, search)
         cfg = ckpt.read_config(path)
         if cfg.get("kind") != "text-vae":
@@ -151,8 +150,8 @@ class TextVAEPipeline:
         n = _integer(n, "n", 1, MAX_N)
         seed = _integer(seed, "seed", 0, SEED_MAX)
         if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
-                or not 0 <= float(temperature) <= TEMP_MAX:
-            raise ValueError(f"temperature must be a number between 0 (greedy) and {TEMP_MAX:g}")
+                or not 0 <= float(temperature) <= TEXT_TEMP_MAX:
+            raise ValueError(f"temperature must be a number between 0 (greedy) and {TEXT_TEMP_MAX:g}")
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.model.latent_dim, generator=g)
         return self._decode(z, float(temperature), g)
@@ -267,7 +266,7 @@ def evaluate(pipe: TextVAEPipeline, lines: list[str], n: int = EVAL_MAX_LINES, s
 
 
 def heldout_lines(pipe: TextVAEPipeline, dataset: str | None = None) -> list[str]:
-    from .data.lines import load_line_corpus
+    from aigc.data.lines import load_line_corpus
     dataset = dataset or pipe.model.meta.get("dataset") or "tang-lines"
     _, val, _, tok = load_line_corpus(dataset)
     if tok != pipe.tokenizer:   # another vocabulary: keep the lines this model can write
@@ -299,7 +298,7 @@ def cli_eval(path, args) -> int:
                    seed=_integer(args.seed, "--seed", 0, SEED_MAX))
     res["model"] = pipe.name
     if args.save:
-        from .catalog import record_metrics
+        from aigc.hub import record_metrics
         record_metrics(Path(path), res)
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
@@ -310,16 +309,16 @@ def cli_eval(path, args) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m aigc.textvae directions MODEL [--n 10000]`: compute and store the principal
+    """`python -m aigc.pipelines.textvae directions MODEL [--n 10000]`: compute and store the principal
     directions of the posterior means of n training lines (seeded choice) beside the weights."""
     import argparse
-    p = argparse.ArgumentParser(prog="python -m aigc.textvae")
+    p = argparse.ArgumentParser(prog="python -m aigc.pipelines.textvae")
     p.add_argument("command", choices=["directions"])
     p.add_argument("model")
     p.add_argument("--n", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    from .data.lines import load_line_corpus
+    from aigc.data.lines import load_line_corpus
     pipe = TextVAEPipeline.from_pretrained(a.model)
     train, _, _, _ = load_line_corpus(pipe.model.meta.get("dataset") or "tang-lines")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(a.seed))[:a.n].tolist()

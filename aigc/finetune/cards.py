@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import checkpoint as ckpt
+from aigc import checkpoint as ckpt
 
 LABELS = {
     "fid": "FID (Inception, lower is better)",
@@ -113,7 +113,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
         final = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         final = {}
-    from .jobs import read_stats          # (jobs imports nothing heavy: no cycle, no torch)
+    from aigc.train.stats import read_stats
     rows = [r for r in read_stats(run_dir) if any(k in r for k in QUALITY_KEYS)]
     start = next((r for r in rows if r["step"] == 0), None)
     metrics = ckpt.read_metrics(model_dir)
@@ -151,7 +151,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
                       "memorisation; read it together with the copy rate.", ""]
     else:
         lines += ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
-    from .nearest import TRAINING_IMAGES
+    from aigc.eval.nearest import TRAINING_IMAGES
     if (model_dir / TRAINING_IMAGES).is_file():
         lines += [f"`{TRAINING_IMAGES}` beside the weights holds the prepared training images (uint8, read "
                   "without unpickling), so that any sample can be compared with its nearest training image.", ""]

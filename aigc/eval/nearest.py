@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.images import ImageData, canonical_name, load_dataset
+from aigc.data.images import ImageData, canonical_name, load_dataset
 
 _LOCK = threading.Lock()
 _INDEXES: dict = {}                        # dataset name or (model file, mtime, size) -> TrainingIndex
@@ -117,7 +117,7 @@ def distinct(images: np.ndarray) -> np.ndarray:
 def save_training_images(model_dir: str | Path, data: ImageData) -> Path | None:
     """Keep the images a model was trained on (as prepared, distinct, uint8) beside it, so that its
     samples can be checked against them later; atomic. None when the set is too large to copy."""
-    from .checkpoint import atomic_path
+    from aigc.checkpoint import atomic_path
     keep = distinct(data.images)
     images = np.ascontiguousarray(data.images[keep])
     if images.nbytes > MAX_SAVED_BYTES:

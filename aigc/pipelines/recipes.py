@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import __version__
+from aigc import __version__
+from aigc.limits import SEED_MAX
 
 FORMAT = "aigc-recipe/1"
 PNG_KEY = "aigc-recipe"
@@ -66,7 +67,7 @@ def _floats(v, what: str) -> list[float]:
     return out
 
 
-def _opt_int(d: dict, key: str, lo: int = 0, hi: int = 2 ** 63 - 1):
+def _opt_int(d: dict, key: str, lo: int = 0, hi: int = SEED_MAX):
     v = d.get(key)
     if v is None:
         return None
@@ -160,7 +161,7 @@ def png_bytes(image: np.ndarray, recipe: Recipe, size: int = 0) -> bytes:
 
 
 def from_png(data: bytes) -> Recipe:
-    from .imageinput import ImageInputError, open_image
+    from aigc.data.imageinput import ImageInputError, open_image
 
     try:
         im, _ = open_image(data)

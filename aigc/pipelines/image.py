@@ -11,33 +11,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .grid import make_grid, to_pil, to_uint8
+from aigc import checkpoint as ckpt
+from aigc.data.grid import make_grid, to_pil, to_uint8
+from aigc.hub import resolve_model_path
+from aigc.limits import SEED_MAX
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def resolve_model_path(name_or_path: str | Path, search: list[Path] | None = None) -> Path:
-    """A folder name under weights/ (or under any folder in `search`), or a path to a saved model
-    (a run folder is accepted too: its `model/` is used)."""
-    p = Path(name_or_path)
-    candidates = [p] if (p.is_absolute() or len(p.parts) > 1 or p.exists()) else []
-    for root in (search or []) + [WEIGHTS_DIR]:
-        if len(p.parts) == 1 and p.name not in ("", ".", ".."):
-            candidates.append(Path(root) / p.name)
-    for c in candidates:
-        if (c / "config.json").is_file():
-            return c
-        if (c / "model" / "config.json").is_file():
-            return c / "model"
-    raise FileNotFoundError(f"no saved model named {str(name_or_path)!r} (looked in weights/ and as a path)")
 
 
 def seeded(seed: int) -> torch.Generator:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError("seed must be an integer")
-    if not 0 <= int(seed) < 2 ** 63:
-        raise ValueError("seed must be between 0 and 2**63 - 1")
+    if not 0 <= int(seed) <= SEED_MAX:
+        raise ValueError(f"seed must be between 0 and {SEED_MAX}")
     return torch.Generator().manual_seed(int(seed))
 
 
@@ -142,7 +127,7 @@ class ImagePipeline:
 
     def encode(self, images, *, label=None, progress=None, steps: int = 150, starts: int = 8) -> Samples:
         """Pictures -> latents and their reconstructions. A VAE gives the posterior mean of
-        q(z|x) (deterministic); a GAN is projected by optimisation (aigc.project), with
+        q(z|x) (deterministic); a GAN is projected by optimisation (aigc.latent.projection), with
         `progress(step, steps, error)` called as it goes and `label` fixing the class (else
         every class is tried)."""
         x = self._image_tensor(images)
@@ -150,7 +135,7 @@ class ImagePipeline:
             with torch.no_grad():
                 mu, _ = self.model.encode(x)
             return self.decode(mu.float().cpu())
-        from .project import project
+        from aigc.latent.projection import project
 
         i = self.label_index(label) if self.conditional else None
         zs, labels = [], []
@@ -185,7 +170,7 @@ class ImagePipeline:
 
     def interpolate(self, z0, z1, steps: int = 8, method: str = "slerp", label=None) -> Samples:
         """`steps` images on the way from z0 to z1 (slerp suits Gaussian latents)."""
-        from .latent import path
+        from aigc.latent import path
 
         zs = path(torch.as_tensor(z0, dtype=torch.float32).reshape(-1),
                   torch.as_tensor(z1, dtype=torch.float32).reshape(-1), steps, method)

@@ -1,4 +1,4 @@
-"""Latent-space tools: interpolation, principal directions and per-dimension usage.
+"""Principal directions and per-dimension usage of a latent space.
 
 Directions are what the editor's sliders move along. They are computed once per model and kept
 beside its weights, so a slider change only costs one decode:
@@ -22,19 +22,17 @@ rewritten atomically.
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import checkpoint as ckpt
+from aigc import checkpoint as ckpt
 
 FORMAT = "aigc-directions/1"
 VECTORS_FILE = "directions.safetensors"
@@ -43,70 +41,6 @@ MAX_DIRECTIONS = 64
 MAX_NAME = 40
 _NAME_RE = re.compile(r"^[\w][\w .+\-()/#']*$", re.UNICODE)
 _WRITE_LOCK = threading.Lock()
-
-
-# -- interpolation -------------------------------------------------------------------------------
-def lerp(a: torch.Tensor, b: torch.Tensor, t) -> torch.Tensor:
-    """Straight line from a to b; t a number or a 1-D tensor of positions (-> T x D)."""
-    a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
-    t = torch.as_tensor(t, dtype=torch.float32)
-    if t.dim() == 0:
-        return a + t * (b - a)
-    return a[None] + t[:, None] * (b - a)[None]
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t) -> torch.Tensor:
-    """Spherical interpolation (Shoemake 1985; White 2016 for generative models): follows the
-    great circle between a and b, so intermediate points keep the norm a Gaussian latent has
-    instead of cutting through the low-density centre. Falls back to lerp for (anti)parallel
-    vectors."""
-    a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
-    t = torch.as_tensor(t, dtype=torch.float32)
-    na, nb = a.norm(), b.norm()
-    if na < 1e-8 or nb < 1e-8:
-        return lerp(a, b, t)
-    cos = torch.clamp((a / na) @ (b / nb), -1.0, 1.0)
-    omega = torch.arccos(cos)
-    so = torch.sin(omega)
-    if so.abs() < 1e-6:
-        return lerp(a, b, t)
-    tt = t if t.dim() == 0 else t[:, None]
-    wa = torch.sin((1.0 - tt) * omega) / so
-    wb = torch.sin(tt * omega) / so
-    if t.dim() == 0:
-        return wa * a + wb * b
-    return wa * a[None] + wb * b[None]
-
-
-def path(a, b, steps: int, method: str = "slerp") -> torch.Tensor:
-    """`steps` latents from a to b inclusive (steps x D)."""
-    if not 2 <= int(steps) <= 256:
-        raise ValueError("frames must be between 2 and 256")
-    t = torch.linspace(0.0, 1.0, int(steps))
-    if method == "slerp":
-        return slerp(a, b, t)
-    if method == "lerp":
-        return lerp(a, b, t)
-    raise ValueError(f"unknown interpolation {method!r}; use 'slerp' or 'lerp'")
-
-
-def gif_bytes(frames: np.ndarray, fps: float = 12.0, scale: int = 4, bounce: bool = True) -> bytes:
-    """uint8 T x H x W x C frames -> an animated GIF that loops (forth and back if `bounce`)."""
-    from PIL import Image
-
-    if frames.ndim != 4 or frames.dtype != np.uint8 or len(frames) < 1:
-        raise ValueError("frames must be uint8 T x H x W x C")
-    seq = list(frames) + (list(frames[-2:0:-1]) if bounce and len(frames) > 2 else [])
-    ims = []
-    for f in seq:
-        im = Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f)
-        if scale > 1:
-            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-        ims.append(im.convert("P") if im.mode != "L" else im)
-    buf = io.BytesIO()
-    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], loop=0,
-                duration=max(20, int(round(1000 / fps))), disposal=1)
-    return buf.getvalue()
 
 
 # -- directions ----------------------------------------------------------------------------------
@@ -381,7 +315,7 @@ def ensure_directions(pipe, images: torch.Tensor | None = None, k: int = 10, sav
 def training_images(model, limit: int = 5000) -> torch.Tensor | None:
     """The first `limit` training images of the model's dataset (from config.json's `dataset`),
     or None when the dataset is unknown or absent."""
-    from .data.images import load_dataset
+    from aigc.data.images import load_dataset
 
     name = (getattr(model, "meta", {}) or {}).get("dataset")
     if not name:
@@ -394,30 +328,3 @@ def training_images(model, limit: int = 5000) -> torch.Tensor | None:
         return None
     return torch.from_numpy(data.images[:limit].copy()).permute(0, 3, 1, 2).float().div_(255.0)
 
-
-def main(argv=None) -> int:
-    """python -m aigc.latent [MODEL ...]: compute and store directions for saved image models."""
-    import argparse
-
-    from .catalog import list_models
-    from .pipelines import ImagePipeline
-
-    ap = argparse.ArgumentParser(prog="python -m aigc.latent", description=main.__doc__)
-    ap.add_argument("models", nargs="*", help="names under weights/ or paths (default: every image model)")
-    ap.add_argument("-k", type=int, default=10, help="principal directions per model")
-    ap.add_argument("--force", action="store_true", help="recompute even if stored")
-    a = ap.parse_args(argv)
-    names = a.models or [r["path"] for r in list_models() if r.get("modality") == "image" and not r.get("error")]
-    for name in names:
-        pipe = ImagePipeline.from_pretrained(name)
-        if a.force:
-            for f in (VECTORS_FILE, NAMES_FILE):
-                (pipe.path / f).unlink(missing_ok=True)
-        d = ensure_directions(pipe, training_images(pipe.model), k=a.k)
-        top = ", ".join(f"{x:.2f}" for x in d.explained[:5].tolist())
-        print(f"{pipe.name}: {len(d)} directions ({d.method}); explained {top}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Release tools: shipping a training run into weights/ (`python -m scripts.ship_image ...`)."""
