@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from aigc import __version__
+from aigc import __version__, legacy
 from aigc.kinds import get_kind, make_config
 from aigc.fileio import (MAX_CONFIG_BYTES, CheckpointError, atomic_path, atomic_write_json,  # noqa: F401 (re-exported)
                          atomic_write_text, read_config, read_metrics)
 from aigc.hub import REPO_ROOT
 
 FORMAT = "aigc-model/1"
+
+
 def atomic_torch_save(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -96,7 +96,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu"):
     cfg = read_config(directory)
     try:
         kind = get_kind(cfg["kind"])
-        config = make_config(cfg["kind"], **{**(kind.legacy or {}), **cfg["config"]})
+        config = make_config(cfg["kind"], **legacy.upgrade_model_config(cfg["kind"], cfg["config"]))
         model = kind.model_cls(config)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{directory}: bad config ({e})") from None
@@ -155,13 +155,10 @@ def train_record(directory: str | Path, _seen: tuple[str, ...] = ()) -> dict:
     directory = Path(directory)
     raw = read_config(directory).get("train")
     train = dict(raw) if isinstance(raw, dict) else {}
-    if "init_from" in train or directory.name != "model" or len(_seen) >= MAX_LINEAGE:
+    if "init_from" in train or len(_seen) >= MAX_LINEAGE:
         return train
-    try:
-        opts = json.loads((directory.parent / "options.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return train
-    base = find_base(opts["init_from"]) if isinstance(opts, dict) and isinstance(opts.get("init_from"), str) else None
+    as_given = legacy.run_folder_base(directory)
+    base = find_base(as_given) if as_given is not None else None
     if base is None:
         return train
     try:
@@ -169,7 +166,7 @@ def train_record(directory: str | Path, _seen: tuple[str, ...] = ()) -> dict:
         newer = (base / "model.safetensors").stat().st_mtime >= (directory / "model.safetensors").stat().st_mtime
         if newer or weights_hash(base) in seen:
             return train
-        train["init_from"] = base_record(base, seen, as_given=opts["init_from"])
+        train["init_from"] = base_record(base, seen, as_given=as_given)
     except (CheckpointError, OSError):
         pass
     return train

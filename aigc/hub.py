@@ -30,6 +30,12 @@ def resolve_model_path(name_or_path: str | Path, search: list[Path] | None = Non
     raise FileNotFoundError(f"no saved model named {str(name_or_path)!r} (looked in weights/ and as a path)")
 
 
+def model_name(folder: str | Path) -> str:
+    """A saved model's name: its folder's, or its run folder's for a training run's `model/`."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name == "model" else folder.name
+
+
 def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:
     """Every saved model under weights/ and the given folders (folders starting with '_' or '.'
     hold support files, not models). Unreadable folders are listed with their error."""
@@ -54,7 +60,7 @@ def list_models(extra_dirs: list[Path] | None = None) -> list[dict]:
                              "metrics": {}, "error": str(e)})
                 continue
             metrics = fileio.read_metrics(d)
-            name = d.parent.name if d.name == "model" else d.name
+            name = model_name(d)
             rows.append({"name": name, "path": str(d), "kind": cfg["kind"],
                          "modality": cfg.get("modality", "image"), "dataset": cfg.get("dataset"),
                          "metrics": {k: metrics[k] for k in KEY_METRICS if k in metrics}})

@@ -1,5 +1,6 @@
-"""One registry: kind name -> (model class, config class, modality), plus tiny presets for tests
-and optional named presets (e.g. char-lm's "gpu" / "cpu"), chosen with the config field `preset`.
+"""One registry: kind name -> (model class, config class, modality, training objective), plus tiny
+presets for tests and optional named presets (aigc.configs, e.g. char-lm's "gpu" / "cpu"), chosen
+with the config field `preset`. Values for configs saved before a field existed are in aigc.legacy.
 
 Everything that turns a name into a model goes through here: checkpoint loading, the CLI, the
 training loop. A new model kind is one `register` call.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from aigc.models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
-from aigc.models.charlm import PRESETS as CHARLM_PRESETS, CharLM, CharLMConfig
+from aigc.configs.charlm import PRESETS as CHARLM_PRESETS
+from aigc.models.charlm import CharLM, CharLMConfig
 from aigc.models.textvae import TextVAE, TextVAEConfig
 
 
@@ -21,26 +23,24 @@ class Kind:
     modality: str
     tiny: dict          # overrides giving a model small enough for a test to train in seconds
     presets: dict = None  # name -> config overrides, selected by overrides["preset"]
-    legacy: dict = None   # values for config fields that saved models predate (their old behaviour),
-                          # so a newer default never changes what an existing checkpoint means
+    objective: str | None = None  # the training objective (aigc.train.objectives); None: the loop cannot train it
 
 
 KINDS: dict[str, Kind] = {}
 
 
-def register(name, model_cls, config_cls, modality="image", tiny=None, presets=None, legacy=None):
-    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}), dict(presets or {}),
-                       dict(legacy or {}))
+def register(name, model_cls, config_cls, modality="image", tiny=None, presets=None, objective=None):
+    KINDS[name] = Kind(name, model_cls, config_cls, modality, dict(tiny or {}), dict(presets or {}), objective)
 
 
-register("vae", VAE, VAEConfig, tiny={"width": 8, "hidden": 32, "latent_dim": 4})
-register("dcgan", DCGAN, DCGANConfig, tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4},
-         legacy={"d_head": "sum"})
-register("seed-gan", SeedGAN, SeedGANConfig, tiny={"g_hidden": 16, "d_hidden": 16, "latent_dim": 8})
-register("char-lm", CharLM, CharLMConfig, modality="text",
+register("vae", VAE, VAEConfig, objective="vae", tiny={"width": 8, "hidden": 32, "latent_dim": 4})
+register("dcgan", DCGAN, DCGANConfig, objective="dcgan", tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4})
+register("seed-gan", SeedGAN, SeedGANConfig, objective="seed-gan",
+         tiny={"g_hidden": 16, "d_hidden": 16, "latent_dim": 8})
+register("char-lm", CharLM, CharLMConfig, objective="char-lm", modality="text",
          tiny={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.0},
          presets=CHARLM_PRESETS)
-register("text-vae", TextVAE, TextVAEConfig, modality="text",
+register("text-vae", TextVAE, TextVAEConfig, objective="text-vae", modality="text",
          tiny={"n_embd": 16, "enc_hidden": 16, "dec_hidden": 32, "latent_dim": 4, "kl_anneal_steps": 10})
 
 

@@ -33,7 +33,8 @@ from aigc.checkpoint import from_pretrained  # noqa: E402
 from aigc.data.images import ImageData  # noqa: E402
 from aigc.data.uploads import prepare_image_zip  # noqa: E402
 from aigc.eval import generate_samples  # noqa: E402
-from aigc.eval.metrics import EvalContext, copy_rate, kid_randconv  # noqa: E402
+from aigc.eval.metrics import EvalContext  # noqa: E402
+from aigc.eval.tracking import copy_rate, kid_randconv  # noqa: E402
 from aigc.data.grid import make_grid  # noqa: E402
 from make_colour_upload import flatten  # noqa: E402
 

@@ -26,7 +26,7 @@ if [ "$what" = ship ] || [ "$what" = all ]; then
   echo '{}' > "$OUT/metrics.json"
   rm -f "$OUT/directions.safetensors" "$OUT/directions.json"
   # principal directions of the posterior means of 10,000 training lines (seeded choice)
-  $PY -m aigc.textvae directions "$OUT" --n 10000
+  $PY -m aigc directions "$OUT" --n 10000
   # diagnostics on 5,000 held-out lines -> metrics.json
   $PY -m aigc eval "$OUT" --n 5000 --seed 0 --json --save
   {

@@ -1,52 +1,39 @@
-"""Event handlers of the studio: argument checking, calls into aigc, and shaping the results for
+"""Event handlers of the Image tab: argument checking, calls into aigc, and shaping the results for
 the components. No model math and no file formats live here (see aigc.latent, aigc.pipelines.recipes,
-aigc.data.imageinput, aigc.latent.projection, aigc.eval.nearest).
+aigc.data.imageinput, aigc.latent.projection, aigc.eval.nearest). The editor's handlers are in
+demo.image_editor.
 
 Every handler takes the per-session state (a dict held in gr.State) and returns the new one;
 nothing about a user is kept anywhere else. Bad input raises gr.Error with a message a person
-can act on; the server goes on serving.
+can act on; the server goes on serving. A model someone else owns and has not shared is
+answered like an unknown model.
 """
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import math
-import os
-import re
 import secrets
-import tempfile
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from aigc.data import imageinput
+from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_float, check_int
 from aigc.pipelines import recipes
-from aigc.pipelines.recipes import Recipe, RecipeError, png_image
-
-from demo.models import ModelRegistry
+from aigc.pipelines.recipes import Recipe, png_image
 from demo.common import friendly
-from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_float, check_int, check_number
+from demo.image_editor import (DIM_RANGE, DIR_RANGE, EDITOR_PX, N_DIM, N_DIR, THUMB_PX, Editor,
+                               new_state)
 
 log = logging.getLogger("aigc.demo")
 
-N_DIR = 16            # direction slider slots (principal ones first, then saved ones)
-N_DIM = 32            # per-dimension slider slots (VAEs, most used dimensions first)
-DIR_RANGE = 3.0       # direction sliders: -3..3 standard deviations along the direction
-DIM_RANGE = 3.0       # dimension sliders: offset added to that coordinate
-EDITOR_PX = 280       # the edited image is shown enlarged (nearest neighbour) to about this size
-THUMB_PX = 112
 ANY = "any"
 SOURCES = ("two seeds", "A and B")
-_SLIDER_RE = re.compile(r"^(dir|dim)(\d{1,3})$")
 
-
-def new_state() -> dict:
-    return {"samples": [], "base": None, "current": None, "dir_slots": [], "dim_slots": [],
-            "a": None, "b": None}
+__all__ = ["ANY", "DIM_RANGE", "DIR_RANGE", "N_DIM", "N_DIR", "SOURCES", "Studio", "new_state",
+           "text_model_choices"]
 
 
 # -- argument checks -------------------------------------------------------------------------------
@@ -54,62 +41,22 @@ def _label_arg(label):
     return None if label in (None, "", ANY) else label
 
 
-def text_model_choices(registry, current=None):
+def text_model_choices(registry, current=None, owner=None):
     """A text-model picker's update after looking for new user models: every usable text model
     (the weights folder's and the user models'), keeping `current` when it is still there.
     For the Text tab: wire it to the picker's focus and return it in `model_pickers` (see
     demo.app.build_demo); load a picked user model with `registry.text_pipeline(name)`."""
     if hasattr(registry, "refresh"):
         registry.refresh()
-    names = registry.text_choices()
+    names = registry.text_choices(owner)
     return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
 
-class Studio:
-    """All handlers, bound to one registry of loaded models."""
-
-    def __init__(self, registry: ModelRegistry, tmp_dir: str | Path | None = None):
-        self.reg = registry
-        base = tmp_dir or os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
-        self.tmp = Path(base) / "aigc-studio"
-        self.tmp.mkdir(parents=True, exist_ok=True)
-
-    # -- helpers ---------------------------------------------------------------------------------
-    def _write(self, data: bytes, name: str) -> str:
-        """Bytes to a fresh file the UI can offer for download (old ones pruned after an hour)."""
-        now = time.time()
-        for p in self.tmp.glob("*/*"):
-            try:
-                if now - p.stat().st_mtime > 3600:
-                    p.unlink()
-                    p.parent.rmdir()
-            except OSError:
-                pass
-        d = self.tmp / secrets.token_hex(8)
-        d.mkdir()
-        path = d / name
-        path.write_bytes(data)
-        return str(path)
-
-    def _class_name(self, pipe, label) -> str | None:
-        if label is None:
-            return None
-        names = pipe.model.class_names
-        return names[label] if label < len(names) else str(label)
-
-    def _recipe_summary(self, rec: Recipe, entry) -> str:
-        parts = [f"**{rec.model}**", rec.source]
-        if rec.seed is not None:
-            parts.append(f"seed {rec.seed}" + (f" #{rec.index}" if rec.index is not None else ""))
-        if rec.label is not None:
-            parts.append(f"class {self._class_name(entry.pipe, rec.label)}")
-        if rec.temperature is not None:
-            parts.append(f"temperature {rec.temperature:g}")
-        parts.append(f"weights {rec.weights_hash[:8]}")
-        return " · ".join(parts)
+class Studio(Editor):
+    """All handlers of the Image tab, bound to one registry of models."""
 
     # -- model picker ----------------------------------------------------------------------------
-    def model_choices(self, current, seen):
+    def model_choices(self, current, seen, state=None, request: gr.Request = None):
         """Page load, focus of the picker, a fine-tune finished: look for new user models and, when
         the registry changed since this page last looked (`seen`, its version then, kept in the
         page's gr.State), give the picker its new choices -> (picker update, version)."""
@@ -122,14 +69,14 @@ class Studio:
         v = int(getattr(self.reg, "version", 0))
         if v == seen:
             return gr.skip(), v
-        models = self.reg.image_models()
+        models = self.reg.image_models(self._who(state, request))
         value = current if current in models else (models[0] if models else None)
         return gr.update(choices=models, value=value), v
 
     @friendly
-    def model_controls(self, model):
+    def model_controls(self, model, state=None, request: gr.Request = None):
         """Class picker, temperature label and a short description for the chosen model."""
-        e = self.reg.entry(model)                  # config only: works while the weights load
+        e = self.reg.entry(model, self._who(state, request))                  # config only: works while the weights load
         choices = [("any class (cycles)", ANY)] + [(n, n) for n in e.class_names]
         label = gr.update(choices=choices, value=ANY, visible=e.conditional)
         is_gan = e.kind != "vae"
@@ -143,9 +90,9 @@ class Studio:
 
     # -- sampling --------------------------------------------------------------------------------
     @friendly
-    def sample(self, model, label, seed, grid, temperature, state):
+    def sample(self, model, label, seed, grid, temperature, state, request: gr.Request = None):
         """A grid of samples; each carries its recipe in its PNG."""
-        e = self.reg.get(model)
+        e = self._get(model, state, request)
         pipe = e.pipe
         seed = check_int(seed, 0, SEED_MAX, "seed")
         side = check_int(grid, 1, GRID_MAX, "grid size")
@@ -165,227 +112,24 @@ class Studio:
         return items, info, state
 
     @friendly
-    def dice(self, model, label, grid, temperature, state):
+    def dice(self, model, label, grid, temperature, state, request: gr.Request = None):
         """A fresh random seed, and its samples."""
         seed = secrets.randbelow(SEED_MAX + 1)
-        items, info, state = self.sample(model, label, seed, grid, temperature, state)
+        items, info, state = self.sample(model, label, seed, grid, temperature, state, request)
         return seed, items, info, state
-
-    # -- the editor ------------------------------------------------------------------------------
-    def _slots(self, entry):
-        d = entry.directions()
-        n = len(d)
-        if n <= N_DIR:
-            dir_slots = list(range(n))
-        else:                              # principal ones, then the most recent saved ones
-            keep = min(d.n_principal, N_DIR // 2)
-            dir_slots = list(range(keep)) + list(range(n - (N_DIR - keep), n))
-        dim_slots = list(d.dim_order[:N_DIM]) if (entry.kind == "vae" and d.kl is not None) else []
-        return d, dir_slots, dim_slots
-
-    def _slider_updates(self, entry, d, dir_slots, dim_slots, dir_values=None, dim_values=None):
-        ups = []
-        for i in range(N_DIR):
-            if i < len(dir_slots):
-                j = dir_slots[i]
-                extra = f" · {100 * float(d.explained[j]):.1f}% var" if j < d.n_principal else " · saved"
-                ups.append(gr.update(label=f"{d.names[j]}{extra}", visible=True,
-                                     value=(dir_values or {}).get(j, 0.0)))
-            else:
-                ups.append(gr.update(visible=False, value=0.0))
-        for i in range(N_DIM):
-            if i < len(dim_slots):
-                k = dim_slots[i]
-                ups.append(gr.update(label=f"z{k} · KL {float(d.kl[k]):.2f}", visible=True,
-                                     value=(dim_values or {}).get(k, 0.0)))
-            else:
-                ups.append(gr.update(visible=False, value=0.0))
-        return ups
-
-    def _rename_choices(self, d, dir_slots):
-        choices = [(d.names[j], str(j)) for j in dir_slots]
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-    def _open(self, rec: Recipe, state: dict, note: str = "", keep_offsets: bool = False):
-        """Put a recipe into the editor: its image, sliders for its model, new session state."""
-        e = self.reg.get(rec.model)
-        pipe = e.pipe
-        dim = pipe.model.latent_dim
-        z = recipes.latent_array(rec.z, dim, "latent (z)")
-        base = recipes.latent_array(rec.base, dim, "starting latent")
-        if rec.label is not None or pipe.conditional:
-            if rec.label is None:
-                raise RecipeError(f"recipe: {rec.model} is class-conditional; the recipe gives no class")
-            pipe.label_index(rec.label)
-        d, dir_slots, dim_slots = self._slots(e)
-        dir_vals, dim_vals = {}, {}
-        offsets = rec.offsets if keep_offsets else {}
-        if any(offsets.values()):
-            # sliders go back where they were if every offset still has its slider (same directions,
-            # shown, in range); otherwise they start at 0 from the restored image
-            dirs, dims = offsets.get("directions", {}), offsets.get("dims", {})
-            if rec.directions == d.fingerprint():
-                for name, v in dirs.items():
-                    j = d.names.index(name) if name in d.names else -1
-                    if j in dir_slots and abs(v) <= DIR_RANGE:
-                        dir_vals[j] = v
-                for k, v in dims.items():
-                    if k.isdigit() and int(k) in dim_slots and abs(v) <= DIM_RANGE:
-                        dim_vals[int(k)] = v
-            if len(dir_vals) + len(dim_vals) != len(dirs) + len(dims):
-                dir_vals, dim_vals, base = {}, {}, z
-                note = (note + " The sliders that made this edit are not all available now (the "
-                        "directions changed since); they start at 0 from the restored image.").strip()
-        image = pipe.decode(z[None], None if rec.label is None else [rec.label]).images[0]
-        base_rec = Recipe(**{**asdict(rec), "z": base.tolist(), "latent": None, "offsets": {},
-                             "directions": None})
-        state = {**(state or new_state()), "base": asdict(base_rec), "current": asdict(rec),
-                 "dir_slots": dir_slots, "dim_slots": dim_slots}
-        info = self._recipe_summary(rec, e) + (f"\n\n{note}" if note else "")
-        return (png_image(image, rec, EDITOR_PX), info,
-                *self._slider_updates(e, d, dir_slots, dim_slots, dir_vals, dim_vals),
-                gr.update(visible=bool(dim_slots)), self._rename_choices(d, dir_slots), state)
-
-    def _open_saved(self, state, key: str, index, what: str, missing: str):
-        """Open item `index` of the recipes this session keeps under `key` (a grid or a strip)."""
-        items = (state or {}).get(key) or []
-        if not items:
-            raise ValueError(missing)
-        i = check_int(index, 0, len(items) - 1, what)
-        return self._open(recipes.from_dict(items[i]), state)
-
-    @friendly
-    def open_sample(self, state, index):
-        """Open sample number `index` of the last grid in the editor."""
-        return self._open_saved(state, "samples", index, "sample number",
-                                "sample a grid first, then pick one of its images")
-
-    @staticmethod
-    def parse_offsets(offsets) -> dict[str, float]:
-        """Slider values as the API takes them: {"dir1": 1.5, "dim3": -0.5} (a dict or its JSON).
-        dirN is the N-th direction slider, dimN the N-th most used latent dimension (VAEs)."""
-        if offsets in (None, ""):
-            return {}
-        if isinstance(offsets, str):
-            if len(offsets) > 20000:
-                raise ValueError("offsets: too long")
-            try:
-                offsets = json.loads(offsets)
-            except json.JSONDecodeError:
-                raise ValueError('offsets must be a JSON object such as {"dir1": 1.5}') from None
-        if not isinstance(offsets, dict):
-            raise ValueError('offsets must be an object such as {"dir1": 1.5, "dim2": -1}')
-        out = {}
-        for k, v in offsets.items():
-            m = _SLIDER_RE.match(str(k))
-            if not m or not 1 <= int(m.group(2)) <= (N_DIR if m.group(1) == "dir" else N_DIM):
-                raise ValueError(f"unknown slider {str(k)[:40]!r}; use dir1..dir{N_DIR} and dim1..dim{N_DIM}")
-            lim = DIR_RANGE if m.group(1) == "dir" else DIM_RANGE
-            out[str(k)] = check_float(v, -lim, lim, f"slider {k}")
-        return out
-
-    def _values(self, state, offsets):
-        """Slider values -> (entry, directions, coefficients, {dimension: offset}, named offsets)."""
-        values = self.parse_offsets(offsets)
-        e = self.reg.get(state["base"]["model"])
-        d = e.directions()
-        coeffs = np.zeros(len(d), np.float32)
-        named = {"directions": {}, "dims": {}}
-        for i, j in enumerate(state.get("dir_slots") or []):
-            v = values.get(f"dir{i + 1}", 0.0)
-            if j < len(d) and v:
-                coeffs[j] = v
-                named["directions"][d.names[j]] = v
-        dims = {}
-        for i, k in enumerate(state.get("dim_slots") or []):
-            v = values.get(f"dim{i + 1}", 0.0)
-            if v:
-                dims[int(k)] = v
-                named["dims"][str(k)] = v
-        return e, d, coeffs, dims, named
-
-    def _edited(self, state, values):
-        base = (state or {}).get("base")
-        if not base:
-            raise ValueError("open a sample (or encode a picture, or restore a recipe) first")
-        e, d, coeffs, dims, offsets = self._values(state, values)
-        rec0 = recipes.from_dict(base)
-        z = e.pipe.edited_latent(rec0.z, coeffs, d, dims)
-        edited = bool(offsets["directions"] or offsets["dims"])
-        rec = Recipe(**{**asdict(rec0), "z": z.tolist(), "latent": rec0.z if edited else None,
-                        "offsets": offsets if edited else {}, "directions": d.fingerprint() if edited else None,
-                        "source": "edit" if edited else rec0.source})
-        return e, d, rec
-
-    @friendly
-    def edit(self, state, offsets=None):
-        """Re-render the editor image for the slider values (the hot path: one decode).
-        offsets: {"dir1": 1.5, "dim2": -1.0, ...}; sliders not named are at 0."""
-        e, _, rec = self._edited(state, offsets)
-        image = e.pipe.decode(np.asarray(rec.z, np.float32)[None],
-                              None if rec.label is None else [rec.label]).images[0]
-        return png_image(image, rec, EDITOR_PX), {**state, "current": asdict(rec)}
-
-    @friendly
-    def reset(self, state):
-        """Sliders back to zero; the editor shows the latent it started from."""
-        base = (state or {}).get("base")
-        if not base:
-            raise ValueError("open a sample first")
-        rec = recipes.from_dict(base)
-        e = self.reg.get(rec.model)
-        image = e.pipe.decode(np.asarray(rec.z, np.float32)[None],
-                              None if rec.label is None else [rec.label]).images[0]
-        ups = [gr.update(value=0.0) for _ in range(N_DIR + N_DIM)]
-        return (png_image(image, rec, EDITOR_PX), *ups, {**state, "current": asdict(rec)})
-
-    def _current(self, state) -> Recipe:
-        cur = (state or {}).get("current") or (state or {}).get("base")
-        if not cur:
-            raise ValueError("open a sample (or encode a picture, or restore a recipe) first")
-        return recipes.from_dict(cur)
-
-    @friendly
-    def save_direction(self, state, name, offsets=None):
-        """Save what the sliders do now (edited latent minus the start) as a named direction."""
-        e, d, rec = self._edited(state, offsets)
-        vec = np.asarray(rec.z, np.float32) - np.asarray(rec.base, np.float32)
-        d2 = e.add_direction(vec, name)
-        _, dir_slots, dim_slots = self._slots(e)
-        _, _, _, dims, named = self._values(state, offsets)       # keep the sliders where they are
-        dir_vals = {d2.names.index(n): v for n, v in named["directions"].items() if n in d2.names}
-        state = {**state, "dir_slots": dir_slots, "dim_slots": dim_slots}
-        info = f"Saved direction **{d2.names[-1]}** for {e.name} (its slider at 1 repeats this edit)."
-        return (*self._slider_updates(e, d2, dir_slots, dim_slots, dir_vals, dims),
-                self._rename_choices(d2, dir_slots), info, state)
-
-    @friendly
-    def rename_direction(self, state, which, name, offsets=None):
-        """Give direction number `which` (as listed in the picker) a name."""
-        base = (state or {}).get("base")
-        if not base:
-            raise ValueError("open a sample first")
-        e = self.reg.get(base["model"])
-        d = e.directions()
-        idx = check_int(which, 0, len(d) - 1, "direction")
-        _, _, _, dims, named = self._values(state, offsets)
-        old = d.names[idx]
-        d2 = e.rename_direction(idx, name)
-        dir_vals = {(idx if n == old else d2.names.index(n)): v for n, v in named["directions"].items()}
-        dir_slots, dim_slots = state["dir_slots"], state["dim_slots"]
-        choices = [(d2.names[j], str(j)) for j in dir_slots]
-        return (*self._slider_updates(e, d2, dir_slots, dim_slots, dir_vals, dims),
-                gr.update(choices=choices, value=str(idx)),
-                f"Direction {idx + 1} is now called **{d2.names[idx]}**.", state)
 
     # -- memorisation check ---------------------------------------------------------------------
     @friendly
-    def nearest(self, state):
-        """The training image nearest to the editor's image, and how near it is."""
+    def nearest(self, state, request: gr.Request = None):
+        """The training image nearest to the editor's image, and how near it is (not for a model
+        someone else made: its training pictures are theirs)."""
         from aigc.eval.nearest import index_for_model
 
         rec = self._current(state)
-        e = self.reg.get(rec.model)
+        e = self._get(rec.model, state, request)
+        if e.owned_by_other(self._who(state, request)):
+            raise ValueError(f"{e.name} was trained on someone else's pictures; only its owner can "
+                             "see its nearest training image")
         idx = index_for_model(e.path, e.dataset)
         img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
         m = idx.query(img)[0][0]
@@ -406,20 +150,21 @@ class Studio:
 
     # -- interpolation ---------------------------------------------------------------------------
     @friendly
-    def set_endpoint(self, which, state):
+    def set_endpoint(self, which, state, request=None):
         rec = self._current(state)
-        e = self.reg.get(rec.model)
+        e = self._get(rec.model, state, request)
         img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
         return png_image(img, rec, THUMB_PX), {**state, which: asdict(rec)}
 
-    def set_a(self, state):
-        return self.set_endpoint("a", state)
+    def set_a(self, state, request: gr.Request = None):
+        return self.set_endpoint("a", state, request)
 
-    def set_b(self, state):
-        return self.set_endpoint("b", state)
+    def set_b(self, state, request: gr.Request = None):
+        return self.set_endpoint("b", state, request)
 
     @friendly
-    def interpolate(self, source, model, label, seed_a, seed_b, frames, method, temperature, state):
+    def interpolate(self, source, model, label, seed_a, seed_b, frames, method, temperature, state,
+                    request: gr.Request = None):
         """Frames from A to B and an animated GIF. Source 'two seeds': the first sample of each
         seed; 'A and B': the two images picked in the editor."""
         frames = check_int(frames, 2, FRAMES_MAX, "frames")
@@ -428,7 +173,7 @@ class Studio:
         note = ""
         state = state or new_state()
         if source == "two seeds":
-            e = self.reg.get(model)
+            e = self._get(model, state, request)
             pipe = e.pipe
             temp = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "temperature")
             sa, sb = check_int(seed_a, 0, SEED_MAX, "seed A"), check_int(seed_b, 0, SEED_MAX, "seed B")
@@ -444,7 +189,7 @@ class Studio:
             ra, rb = recipes.from_dict(a), recipes.from_dict(b)
             if ra.model != rb.model:
                 raise ValueError(f"A is from {ra.model} and B from {rb.model}; both must come from one model")
-            e = self.reg.get(ra.model)
+            e = self._get(ra.model, state, request)
             pipe = e.pipe
             za, zb = ra.z, rb.z
             lab = ra.label
@@ -469,13 +214,13 @@ class Studio:
                    source="interpolate", index=i)) for i in range(len(s.images))]}
 
     @friendly
-    def open_frame(self, state, index):
+    def open_frame(self, state, index, request: gr.Request = None):
         """Open frame number `index` of the last interpolation strip in the editor."""
         return self._open_saved(state, "strip", index, "frame number",
-                                "interpolate first, then pick one of its frames")
+                                "interpolate first, then pick one of its frames", request)
 
     # -- encoding your own picture --------------------------------------------------------------
-    def _encode(self, e, prep, label, state, progress):
+    def _encode(self, e, prep, label, state, progress, request=None):
         pipe = e.pipe
         notes = list(prep.notes)
         if e.kind == "vae":
@@ -504,40 +249,40 @@ class Studio:
         cls = f" · class {self._class_name(pipe, lab)}" if lab is not None else ""
         notes_md = (f"Reconstruction by {how}{cls}: error **{mse:.4f}** MSE per pixel ({psnr:.1f} dB PSNR). "
                     "Edit it with the sliders above." + ("\n\nPrepared input: " + "; ".join(notes) if notes else ""))
-        opened = self._open(rec, state)
+        opened = self._open(rec, state, request=request)
         return (png_image(prep.image, None, EDITOR_PX // 2 * 1), png_image(recon, rec, EDITOR_PX // 2 * 1),
                 notes_md, *opened)
 
     @friendly
-    def encode(self, picture, model, label, state, progress=gr.Progress()):
+    def encode(self, picture, model, label, state, progress=gr.Progress(), request: gr.Request = None):
         """Upload -> checked decoding -> prepared input -> latent (VAE encode / GAN projection)."""
         if not picture:
             raise ValueError("upload a picture first")
-        e = self.reg.get(model)
+        e = self._get(model, state, request)
         c, h, _ = e.pipe.model.image_shape
         prep = imageinput.load_and_prepare(picture, h, c, e.dataset)
-        return self._encode(e, prep, label, state, progress)
+        return self._encode(e, prep, label, state, progress, request)
 
     @friendly
-    def encode_drawing(self, drawing, model, label, state, progress=gr.Progress()):
+    def encode_drawing(self, drawing, model, label, state, progress=gr.Progress(), request: gr.Request = None):
         """A sketchpad drawing -> the same path as an upload."""
         comp = drawing.get("composite") if isinstance(drawing, dict) else drawing
         if comp is None:
             raise ValueError("draw something first")
-        e = self.reg.get(model)
+        e = self._get(model, state, request)
         c, h, _ = e.pipe.model.image_shape
         arr = np.asarray(comp)
         if arr.dtype != np.uint8:
             arr = np.clip(arr, 0, 255).astype(np.uint8)
         prep = imageinput.from_array(arr, h, c, e.dataset)
-        return self._encode(e, prep, label, state, progress)
+        return self._encode(e, prep, label, state, progress, request)
 
     # -- recipes ---------------------------------------------------------------------------------
     @friendly
-    def recipe_files(self, state):
+    def recipe_files(self, state, request: gr.Request = None):
         """The editor's recipe as a JSON file and as a PNG that carries it."""
         rec = self._current(state)
-        e = self.reg.get(rec.model)
+        e = self._get(rec.model, state, request)
         img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
         stem = f"{rec.model}-{rec.source}" + (f"-seed{rec.seed}" if rec.seed is not None else "")
         j = self._write((rec.to_json(indent=2) + "\n").encode("utf-8"), f"{stem}.json")
@@ -545,17 +290,18 @@ class Studio:
         return [j, p]
 
     @friendly
-    def restore(self, file, state):
+    def restore(self, file, state, request: gr.Request = None):
         """A recipe .json (or a .png the studio saved) -> the exact image, in the editor."""
         if not file:
             raise ValueError("drop a recipe .json or a studio .png first")
         rec = recipes.read(file)
-        if rec.model not in self.reg.image_models():
+        have = self.reg.image_models(self._who(state, request))
+        if rec.model not in have:
             raise ValueError(f"this recipe is for model {rec.model!r}, which this studio does not have; "
-                             f"available: {', '.join(self.reg.image_models()) or 'none'}")
-        e = self.reg.get(rec.model)
+                             f"available: {', '.join(have) or 'none'}")
+        e = self._get(rec.model, state, request)
         note = ""
         if rec.weights_hash and rec.weights_hash != e.weights_hash:
             note = (f"Note: the recipe was made with weights {rec.weights_hash[:8]}; {e.name} now has "
                     f"{e.weights_hash[:8]}, so the picture may differ.")
-        return self._open(rec, state, note, keep_offsets=True)
+        return self._open(rec, state, note, keep_offsets=True, request=request)

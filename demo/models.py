@@ -1,150 +1,35 @@
-"""The models a running studio serves: loaded once at start, shared read-only by every session.
+"""The one loader of the studio's models, image and text: every tab asks this registry.
 
-Passed into `build_demo`; never a module global. Finding the models reads only their JSON files,
-so the page can be built and served before torch is even imported; the weights load right after
-(in the background when `background=True`) and a request that needs a model waits for them.
-Directions (for the editor's sliders) are read from beside each model's weights, or computed on
-first use and stored there (aigc.latent).
+Passed into `build_demo`; never a module global. Finding the models reads only their JSON files
+(demo.model_entry), so the page can be built and served before torch is even imported; the
+weights load right after (in the background when `background=True`) and a request that needs a
+model waits for them. Shipped text models load on first use.
 
 User models (fine-tuned in the app, or copied in by hand) live in a second folder, the
 user-models folder. `refresh()` scans it while the app runs and loads what is new (a lock keeps
 concurrent sessions from loading the same model twice; the `entries` dict is replaced, never
 changed in place, so a session iterating over it is never disturbed); `add(path)` does the same
-for one just-published model and returns its name; `version` counts the changes, so a page can
-tell that its pickers are out of date. A folder that cannot be loaded (no config.json, pickled
-weights, shapes that do not match) is skipped with a logged reason and shown as an error in the
-Models tab; it never stops the others.
+for one just-published model and returns its name; `version` counts the changes (sharing
+included), so a page can tell that its pickers are out of date. A folder that cannot be loaded
+(no config.json, pickled weights, shapes that do not match) is skipped with a logged reason and
+shown as an error in the Models tab; it never stops the others.
+
+Owners: a model folder with `owner.json` is seen only by its owner until shared. Every lookup
+takes `owner` (an id from demo.common.owner_id; None means the server itself, which sees all);
+a model the asker may not see is answered exactly like one that does not exist.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.model_entry import ModelEntry, model_folder, read_entry, scan
+
 log = logging.getLogger("aigc.demo")
-MAX_JSON = 1 << 20
-# the headline figures of metrics.json (as aigc.hub.KEY_METRICS; repeated here so that finding
-# the models does not import torch)
-KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
-               "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
 LOAD_TIMEOUT_S = 300
-
-
-def _read_json(path: Path):
-    if not path.is_file() or path.stat().st_size > MAX_JSON:
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-
-
-@dataclass
-class ModelEntry:
-    name: str
-    path: Path
-    kind: str
-    modality: str
-    dataset: str | None
-    metrics: dict
-    config: dict = field(default_factory=dict)     # the model's config fields (from config.json)
-    card: str = ""
-    error: str | None = None
-    pipe: object | None = None                     # aigc.pipelines.image.ImagePipeline once loaded
-    weights_hash: str = ""
-    user: bool = False                             # found in the user-models folder
-    _directions: object | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    # -- what config.json says (available before the weights load) -----------------------------------
-    @property
-    def class_names(self) -> list[str]:
-        names = self.config.get("class_names") or []
-        n = int(self.config.get("num_classes") or 0)
-        return [str(x) for x in names][:n] if names else [str(i) for i in range(n)]
-
-    @property
-    def conditional(self) -> bool:
-        return int(self.config.get("num_classes") or 0) > 0
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.get("latent_dim") or 0)
-
-    @property
-    def ready(self) -> bool:
-        return self.pipe is not None
-
-    # -- directions -----------------------------------------------------------------------------------
-    def directions(self):
-        """This model's slider directions: stored ones, or computed once (under a lock)."""
-        from aigc import latent
-
-        if self._directions is None:
-            with self._lock:
-                if self._directions is None:
-                    images = latent.training_images(self.pipe.model)
-                    self._directions = latent.ensure_directions(self.pipe, images)
-        return self._directions
-
-    def _store_directions(self, change, what: str):
-        """Apply `change(path, directions)` (which writes beside the weights) under the lock."""
-        d = self.directions()
-        with self._lock:
-            try:
-                self._directions = change(self.path, self._directions or d)
-            except OSError as err:
-                raise ValueError(f"could not store the {what} beside {self.name}'s weights ({err.strerror})") from None
-            return self._directions
-
-    def add_direction(self, vector, name: str):
-        """Store a user's direction beside the weights (shared by every session from now on)."""
-        from aigc import latent
-
-        return self._store_directions(lambda path, d: latent.add_direction(path, d, vector, name), "direction")
-
-    def rename_direction(self, index: int, name: str):
-        from aigc import latent
-
-        return self._store_directions(lambda path, d: latent.rename_direction(path, d, index, name), "name")
-
-
-def scan(weights_dir: Path) -> list[ModelEntry]:
-    """Saved models in a folder, from their JSON files alone (folders starting with '_' or '.'
-    hold support files; a training run folder stands for its model/)."""
-    out = []
-    if not weights_dir.is_dir():
-        return out
-    for d in sorted(p for p in weights_dir.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-        name = d.name
-        if not (d / "config.json").is_file() and (d / "model" / "config.json").is_file():
-            d = d / "model"
-        if not (d / "config.json").is_file():
-            continue
-        out.append(read_entry(d, name))
-    return out
-
-
-def read_entry(d: Path, name: str) -> ModelEntry:
-    """One saved model folder's entry, from its JSON files alone (a bad config.json gives an
-    entry with an error)."""
-    cfg = _read_json(d / "config.json")
-    metrics = _read_json(d / "metrics.json")
-    metrics = metrics if isinstance(metrics, dict) else {}
-    metrics = {k: metrics[k] for k in KEY_METRICS
-               if isinstance(metrics.get(k), (int, float)) and not isinstance(metrics.get(k), bool)}
-    try:
-        card = (d / "README.md").read_text(encoding="utf-8")[:20000]
-    except (OSError, UnicodeDecodeError):
-        card = ""
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("kind"), str) or not isinstance(cfg.get("config"), dict):
-        return ModelEntry(name, d, "?", "?", None, {}, card=card,
-                          error="config.json is missing, unreadable or lacks 'kind'/'config'")
-    return ModelEntry(name, d, cfg["kind"], str(cfg.get("modality", "image")), cfg.get("dataset"),
-                      metrics, dict(cfg["config"]), card)
+NOBODY = ""              # an asker who owns nothing: sees the shipped and the shared models
 
 
 def default_user_models(weights_dir: str | Path) -> Path:
@@ -165,11 +50,16 @@ def _signature(d: Path) -> tuple:
     return tuple(out)
 
 
+def _shown(name) -> str:
+    return name if isinstance(name, str) and len(name) < 80 else "(that)"
+
+
 class ModelRegistry:
-    """Every saved model under one weights folder, plus the user-models folder (when given)."""
+    """Every saved model under one weights folder, plus the user-models folder (when given).
+    `preload=False`: nothing loads at start; each model loads when first asked for."""
 
     def __init__(self, weights_dir: str | Path, device: str = "cpu", background: bool = False,
-                 on_load=None, user_models: str | Path | None = None):
+                 on_load=None, user_models: str | Path | None = None, preload: bool = True):
         self.weights_dir = Path(weights_dir).resolve()
         self.user_models_dir = Path(user_models).resolve() if user_models else None
         self.device = device
@@ -187,9 +77,15 @@ class ModelRegistry:
                 e.name = self._unique_name(e.name, entries)
                 entries[e.name] = e
                 self._seen[e.path.resolve()] = _signature(e.path)
+        for e in entries.values():
+            if e.error:
+                log.warning("skipping model %s (%s): %s", e.name, e.path, e.error)
         self.entries = entries
+        self._access = self._access_key(entries)
         self._ready = threading.Event()
-        if background:
+        if not preload:
+            self._ready.set()
+        elif background:
             threading.Thread(target=self._load_all, name="aigc-load", daemon=True).start()
         else:
             self._load_all()
@@ -205,26 +101,36 @@ class ModelRegistry:
             self._ready.set()
 
     def _load(self, e: ModelEntry) -> None:
-        """Load one entry's weights (image: ImagePipeline; text: TextPipeline); a failure is kept
-        as the entry's error and logged, never raised."""
+        """Load one entry's weights into its pipeline; a failure is kept as the entry's error and
+        logged, never raised."""
         if e.error is not None or e.pipe is not None:
             return
         from aigc import checkpoint as ckpt
         try:
             if e.modality == "image":
-                from aigc.pipelines.image import ImagePipeline
-                pipe = ImagePipeline.from_pretrained(e.path, device=self.device)
+                from aigc.pipelines.image import ImagePipeline as Pipeline
+            elif e.modality == "text" and e.kind == "text-vae":
+                from aigc.pipelines.textvae import TextVAEPipeline as Pipeline
             elif e.modality == "text":
-                from aigc.pipelines.charlm import TextPipeline
-                pipe = TextPipeline.from_pretrained(e.path, device=self.device)
+                from aigc.pipelines.charlm import TextPipeline as Pipeline
             else:
                 raise ValueError(f"unknown modality {e.modality!r}")
+            pipe = Pipeline.from_pretrained(e.path, device=self.device)
             pipe.name = e.name
             e.weights_hash = ckpt.weights_hash(e.path)
             e.pipe = pipe
-        except (ckpt.CheckpointError, OSError, ValueError, KeyError, TypeError) as err:
+        except Exception as err:  # noqa: BLE001 - one bad folder never stops the others
             e.error = str(err)[:500] or type(err).__name__
             log.warning("skipping model %s (%s): %s", e.name, e.path, e.error)
+
+    def _loaded(self, e: ModelEntry, what: str = "model") -> ModelEntry:
+        """`e` with its weights loaded (once, under its lock), or ValueError with the reason."""
+        if e.pipe is None and e.error is None:
+            with e._lock:
+                self._load(e)
+        if e.error:
+            raise ValueError(f"{what} {e.name!r} could not be loaded: {e.error}")
+        return e
 
     # -- user models: found while the app runs -------------------------------------------------
     @staticmethod
@@ -240,14 +146,9 @@ class ModelRegistry:
         d = self.user_models_dir
         if d is None or not d.is_dir():
             return []
-        out = []
-        for p in sorted(d.iterdir()):
-            if not p.is_dir() or p.name.startswith(("_", ".")):
-                continue              # support files, and a model being copied in (.tmp-...)
-            if not (p / "config.json").is_file() and (p / "model" / "config.json").is_file():
-                p = p / "model"       # a training run folder: its model
-            out.append(p)
-        return out
+        # support files, and a model being copied in (.tmp-...), are not looked at
+        return [model_folder(p) or p for p in sorted(d.iterdir())
+                if p.is_dir() and not p.name.startswith(("_", "."))]
 
     def _upsert(self, folder: Path, entries: dict) -> str | None:
         """Read (and load) one user-model folder into `entries` -> its name (None: skipped)."""
@@ -257,7 +158,7 @@ class ModelRegistry:
         if sig[0] is None:
             log.warning("skipping user model folder %s: no config.json (not a saved aigc model)", folder)
             return None
-        e = read_entry(folder, folder.name if folder.name != "model" else folder.parent.name)
+        e = read_entry(folder)
         e.user = True
         old = next((n for n, x in entries.items() if x.path.resolve() == folder), None)
         if old is not None:
@@ -272,8 +173,9 @@ class ModelRegistry:
 
     def refresh(self) -> list[str]:
         """Scan the user-models folder: load models that are new or were rewritten, forget ones
-        whose folder is gone. Returns the names of the entries added or reloaded (unloadable ones
-        included: they carry their error). Safe to call from any number of sessions at once."""
+        whose folder is gone, notice ones shared or unshared. Returns the names of the entries
+        added or reloaded (unloadable ones included: they carry their error). Safe to call from
+        any number of sessions at once."""
         if self.user_models_dir is None:
             return []
         with self._refresh_lock:
@@ -285,10 +187,19 @@ class ModelRegistry:
                 self._seen.pop(entries.pop(n).path.resolve(), None)
             changed = [p for p in folders if self._seen.get(p) != _signature(p)]
             names = [n for n in (self._upsert(p, entries) for p in changed) if n]
-            if gone or names:
+            access = self._access_key(entries)
+            if gone or names or access != self._access:
                 self.entries = entries
+                self._access = access
                 self.version += 1
             return names
+
+    @staticmethod
+    def _access_key(entries: dict) -> tuple:
+        """Who may see what: changes when a model is shared or unshared."""
+        for e in entries.values():
+            e.read_owner()
+        return tuple((n, e.owner, e.shared) for n, e in entries.items())
 
     def add(self, path: str | Path) -> str | None:
         """A model folder that has just appeared (a finished fine-tune job) -> its name here,
@@ -304,6 +215,7 @@ class ModelRegistry:
             name = self._upsert(path, entries)
             if name is not None:
                 self.entries = entries
+                self._access = self._access_key(entries)
                 self.version += 1
             return name if name is not None and entries[name].error is None else None
 
@@ -312,31 +224,30 @@ class ModelRegistry:
         path = Path(path).resolve()
         return next((n for n, e in self.entries.items() if e.path.resolve() == path), None)
 
-    # -- text models -------------------------------------------------------------------------------
-    def text_choices(self) -> list[str]:
-        """Names of the usable text models: the weights folder's and the user models' (call
-        `refresh()` first to include ones published since)."""
-        return [n for n, e in self.entries.items() if e.modality == "text" and e.error is None]
+    def visible(self, owner: str | None = None) -> dict[str, ModelEntry]:
+        """The entries `owner` may see (None: all of them)."""
+        return {n: e for n, e in self.entries.items() if e.visible_to(owner)}
 
-    def text_entry(self, name) -> ModelEntry:
+    # -- text models -------------------------------------------------------------------------------
+    def text_choices(self, owner: str | None = None, kind: str | None = None) -> list[str]:
+        """Names of the usable text models `owner` may see (of one kind, when given): the weights
+        folder's, then the user models' (call `refresh()` first to include ones published since)."""
+        return [n for n, e in self.visible(owner).items()
+                if e.modality == "text" and e.error is None and kind in (None, e.kind)]
+
+    def text_entry(self, name, owner: str | None = None) -> ModelEntry:
         e = self.entries.get(name) if isinstance(name, str) else None
-        if e is None or e.modality != "text":
-            have = ", ".join(self.text_choices()) or "none"
-            shown = name if isinstance(name, str) and len(name) < 80 else "(that)"
-            raise ValueError(f"unknown text model {shown!r}; available text models: {have}")
+        if e is None or e.modality != "text" or not e.visible_to(owner):
+            have = ", ".join(self.text_choices(owner)) or "none"
+            raise ValueError(f"unknown text model {_shown(name)!r}; available text models: {have}")
         if e.error:
             raise ValueError(f"text model {name!r} could not be loaded: {e.error}")
         return e
 
-    def text_pipeline(self, name):
-        """A text model's aigc.pipelines.charlm.TextPipeline, loaded on first use (once, under a lock)."""
-        e = self.text_entry(name)
-        if e.pipe is None:
-            with e._lock:
-                self._load(e)
-        if e.error:
-            raise ValueError(f"text model {name!r} could not be loaded: {e.error}")
-        return e.pipe
+    def text_pipeline(self, name, owner: str | None = None):
+        """A text model's pipeline (char-lm: TextPipeline; text-vae: TextVAEPipeline), loaded on
+        first use (once, under a lock)."""
+        return self._loaded(self.text_entry(name, owner), "text model").pipe
 
     def pipeline_for(self, path: str | Path):
         """The pipeline of the model saved at `path`: the registry's own when it serves that
@@ -344,58 +255,43 @@ class ModelRegistry:
         path = Path(path).resolve()
         name = self.name_for(path)
         if name is not None:
-            e = self.entries[name]
-            if e.pipe is None and e.error is None:
-                with e._lock:
-                    self._load(e)
-            if e.error:
-                raise ValueError(f"model {name!r} could not be loaded: {e.error}")
-            return e.pipe
+            return self._loaded(self.entries[name]).pipe
         with self._refresh_lock:
             if path not in self._side:
                 if not (path / "config.json").is_file():
                     raise ValueError(f"no saved model at {path.name}")
-                e = read_entry(path, path.name)
-                if e.error:
-                    raise ValueError(f"model {path.name} could not be loaded: {e.error}")
-                self._load(e)
-                if e.error:
-                    raise ValueError(f"model {path.name} could not be loaded: {e.error}")
-                self._side[path] = e.pipe
+                self._side[path] = self._loaded(read_entry(path)).pipe
             return self._side[path]
 
     def wait(self, timeout: float | None = LOAD_TIMEOUT_S) -> bool:
         """Block until the weights have loaded (True) or the timeout passed (False)."""
         return self._ready.wait(timeout)
 
-    # -- lookup --------------------------------------------------------------------------------
-    def image_models(self) -> list[str]:
-        """Image models found (before loading) or loaded (after)."""
-        done = self._ready.is_set()
-        return [n for n, e in self.entries.items()
-                if e.modality == "image" and e.error is None and (e.ready or not done)]
+    # -- image models --------------------------------------------------------------------------
+    def image_models(self, owner: str | None = None) -> list[str]:
+        """Image models `owner` may see: found (before loading) or loaded (after)."""
+        return [n for n, e in self.visible(owner).items() if e.modality == "image" and e.error is None]
 
     @property
     def loaded(self) -> bool:
         return self._ready.is_set()
 
-    def entry(self, name) -> ModelEntry:
+    def entry(self, name, owner: str | None = None) -> ModelEntry:
         """An image model's entry (its config is known; its weights may still be loading)."""
         e = self.entries.get(name) if isinstance(name, str) else None
-        if e is not None and e.modality == "image" and e.error:
+        if e is not None and e.visible_to(owner) and e.modality == "image" and e.error:
             raise ValueError(f"model {name!r} could not be loaded: {e.error}")
-        if not isinstance(name, str) or name not in self.image_models():
-            have = ", ".join(self.image_models()) or "none"
-            shown = name if isinstance(name, str) and len(name) < 80 else "(that)"
-            raise ValueError(f"unknown model {shown!r}; available image models: {have}")
-        return self.entries[name]
+        if e is None or e.modality != "image" or not e.visible_to(owner):
+            have = ", ".join(self.image_models(owner)) or "none"
+            raise ValueError(f"unknown model {_shown(name)!r}; available image models: {have}")
+        return e
 
-    def get(self, name) -> ModelEntry:
+    def get(self, name, owner: str | None = None) -> ModelEntry:
         """A loaded image model by name, or ValueError naming the ones that exist."""
-        self.entry(name)
+        self.entry(name, owner)
         if not self.wait():
             raise ValueError("the models are still loading; try again in a moment")
-        return self.entry(name)
+        return self._loaded(self.entry(name, owner))
 
     def warm(self, nearest: bool = True) -> threading.Thread:
         """Compute missing directions (and the nearest-neighbour indexes) in the background, so
@@ -421,3 +317,6 @@ class ModelRegistry:
         t = threading.Thread(target=run, name="aigc-warm", daemon=True)
         t.start()
         return t
+
+
+__all__ = ["NOBODY", "ModelEntry", "ModelRegistry", "default_user_models", "read_entry", "scan"]

@@ -17,6 +17,9 @@ import threading
 
 import gradio as gr
 
+from demo.common import owner_id
+from demo.models import NOBODY
+
 log = logging.getLogger("aigc.demo")
 N_SLIDERS = 6           # principal directions offered as sliders (the rest stay at 0)
 SLIDER_RANGE = 3.0      # in standard deviations of the posterior means along the direction
@@ -44,8 +47,8 @@ class LatentHandlers:
             self._unmoved[key] = out
         return out
 
-    def _pipe(self, model):
-        pipe = self.models.get(model)
+    def _pipe(self, model, request=None):
+        pipe = self.models.get(model, None if request is False else owner_id(None, request))
         if not hasattr(pipe, "interpolate"):
             raise ValueError(f"{model} is not a text VAE")
         return pipe
@@ -57,9 +60,9 @@ class LatentHandlers:
         log.exception("text latent request failed")
         return gr.Error(f"internal error ({type(e).__name__}); the server is still running", print_exception=False)
 
-    def interpolate(self, model, a, b, steps):
+    def interpolate(self, model, a, b, steps, request: gr.Request = None):
         try:
-            pipe = self._pipe(model)
+            pipe = self._pipe(model, request)
             if isinstance(steps, float) and steps.is_integer():
                 steps = int(steps)
             lines = pipe.interpolate(a, b, steps=steps)
@@ -69,9 +72,9 @@ class LatentHandlers:
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
-    def encode(self, model, line):
+    def encode(self, model, line, request: gr.Request = None):
         try:
-            pipe = self._pipe(model)
+            pipe = self._pipe(model, request)
             r = pipe.encode(line)
             note = f" · {r['unknown_chars']} character(s) unknown to the model" if r.get("unknown_chars") else ""
             md = (f"decoded back: **{r['reconstruction']}** · KL of this line {r['kl']:.1f} nats{note}")
@@ -79,9 +82,9 @@ class LatentHandlers:
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
-    def edit(self, model, line, *coords):
+    def edit(self, model, line, *coords, request: gr.Request = None):
         try:
-            pipe = self._pipe(model)
+            pipe = self._pipe(model, request)
             c = [float(x or 0.0) for x in coords]
             if any(abs(x) > SLIDER_RANGE for x in c):
                 raise ValueError(f"each slider is between -{SLIDER_RANGE:g} and {SLIDER_RANGE:g}")
@@ -93,9 +96,9 @@ class LatentHandlers:
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
-    def sample(self, model, n, seed):
+    def sample(self, model, n, seed, request: gr.Request = None):
         try:
-            pipe = self._pipe(model)
+            pipe = self._pipe(model, request)
             n = int(n) if isinstance(n, (int, float)) and float(n).is_integer() else n
             seed = int(seed) if isinstance(seed, (int, float)) and float(seed).is_integer() else seed
             if not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
@@ -104,9 +107,9 @@ class LatentHandlers:
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
-    def describe(self, model) -> str:
+    def describe(self, model, request: gr.Request = None) -> str:
         try:
-            pipe = self._pipe(model)
+            pipe = self._pipe(model, request)
             d = pipe.diagnostics()
         except Exception as e:  # noqa: BLE001
             return f"diagnostics unavailable: {e}"[:300]
@@ -123,7 +126,7 @@ class LatentHandlers:
 
     def slider_labels(self, model) -> list[str]:
         try:
-            dirs = self._pipe(model).directions()
+            dirs = self._pipe(model, False).directions()
         except Exception:  # noqa: BLE001
             dirs = []
         labels = []
@@ -138,13 +141,13 @@ class LatentHandlers:
 
 def build_latent_view(models) -> LatentHandlers:
     h = LatentHandlers(models)
-    names = models.names("text-vae")
+    names = models.names("text-vae", owner=NOBODY)
     first = names[0] if names else None
     if not names:
         gr.Markdown("**No text VAE found.** Train and ship one with "
                     "`OMP_NUM_THREADS=1 bash bench/textvae_tang.sh` (15 minutes on a CPU).")
     model = gr.Dropdown(names, value=first, label="Text VAE", allow_custom_value=True, elem_id="tvae-model")
-    diag = gr.Markdown(h.describe(first) if first else "", elem_id="tvae-diagnostics")
+    diag = gr.Markdown(h.describe(first, False) if first else "", elem_id="tvae-diagnostics")
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             gr.Markdown("**Interpolate** between two lines: every step of the latent path is decoded.")

@@ -10,22 +10,23 @@ Named endpoints (gradio_client):
                   yields the growing continuation, `Client.predict` returns the final one.
   /text_dice () -> a fresh random seed
 
-The text models are found and loaded here (demo.models loads image models only) by one
-TextModels object, created once and shared read-only by every session; nothing about a user is
-kept outside the components.
+The text models are found and loaded by the studio's one ModelRegistry (demo.models); TextModels
+is the tab's view of it. A person sees the shipped models, their own user models and shared ones
+(demo.common.owner_id: the login, the browser's owner token, else the session); nothing about a
+user is kept outside the components.
 """
 from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from pathlib import Path
 
 import gradio as gr
 
-from demo.models import _read_json, scan
 from aigc.limits import MAX_NEW_CHARS, SEED_MAX, TEXT_TEMP_MAX
+from demo.common import owner_id
+from demo.models import NOBODY, ModelRegistry
 
 log = logging.getLogger("aigc.demo")
 
@@ -33,83 +34,45 @@ STREAM_EVERY_S = 0.05           # at most ~20 updates a second reach the page
 MAX_STOP_FIELD = 4000
 
 
+def _choices(names: list[str], current):
+    return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+
 class TextModels:
-    """The text models of one weights folder (config.json with "modality": "text"), loaded on
-    first use (one lock per model) and then shared read-only."""
+    """The Text tab's view of the studio's ModelRegistry (demo.models, the one loader): its text
+    models by kind, as one asker may see them. Made from a weights folder alone, it makes a
+    registry that loads each model on first use."""
 
-    def __init__(self, weights_dir: str | Path, device: str = "cpu", registry=None):
-        self.weights_dir = Path(weights_dir).resolve()
-        self.device = device
-        self.registry = registry        # the studio's ModelRegistry: adds the user models (fine-tunes)
-        self.entries = {e.name: e for e in scan(self.weights_dir) if e.modality == "text" and e.error is None}
-        self._pipes: dict = {}
-        self._errors: dict[str, str] = {}
-        self._locks = {name: threading.Lock() for name in self.entries}
+    def __init__(self, weights_dir: str | Path | None = None, device: str = "cpu", registry=None):
+        if registry is None:
+            from aigc.hub import WEIGHTS_DIR
+            registry = ModelRegistry(weights_dir or WEIGHTS_DIR, device=device, preload=False)
+        self.registry = registry
+        self.weights_dir = registry.weights_dir
 
-    def names(self, kind: str | None = "char-lm") -> list[str]:
-        """Model names of one kind (default: the language models; None: every text model),
-        the weights folder's first, then the registry's user models (fine-tuned language models)."""
-        own = [n for n, e in self.entries.items() if kind is None or e.kind == kind]
-        return own + [n for n in self._user_names() if kind in (None, "char-lm")]
+    def names(self, kind: str | None = "char-lm", owner: str | None = None) -> list[str]:
+        """Text model names of one kind (default: the language models; None: every text model)
+        that `owner` may see, the weights folder's first, then the user models."""
+        return self.registry.text_choices(owner, kind)
 
-    def _user_names(self) -> list[str]:
-        if self.registry is None or not hasattr(self.registry, "text_choices"):
-            return []
-        return [n for n in self.registry.text_choices()
-                if n not in self.entries and getattr(self.registry.entries.get(n), "kind", "") == "char-lm"]
-
-    def picker_update(self, current=None):
+    def picker_update(self, current=None, token=None, request: gr.Request = None):
         """The language-model picker after looking for newly published user models."""
-        if self.registry is not None and hasattr(self.registry, "refresh"):
-            self.registry.refresh()
-        names = self.names()
-        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+        self.registry.refresh()
+        return _choices(self.names(owner=owner_id(token, request)), current)
 
-    def entry(self, name):
-        """The entry of a shipped or a user text model; None when neither folder has it."""
-        if name in self.entries:
-            return self.entries[name]
-        return getattr(self.registry, "entries", {}).get(name) if self.registry is not None else None
+    def poem_picker_update(self, current=None, token=None, request: gr.Request = None):
+        """The poem-model picker, likewise."""
+        self.registry.refresh()
+        return _choices(self.poem_models(owner_id(token, request)), current)
 
-    def poem_models(self) -> list[str]:
-        """Language models that write poem forms (their training data had the 【form】 header);
-        a model whose config cannot be read is simply not one of them."""
-        out = []
-        for n in self.names():
-            e = self.entry(n)
-            cfg = (_read_json(e.path / "config.json") if e is not None else None) or {}
-            stats = cfg.get("text_stats") if isinstance(cfg, dict) and isinstance(cfg.get("text_stats"), dict) else {}
-            if stats.get("poem_forms"):
-                out.append(n)
-        return out
+    def poem_models(self, owner: str | None = None) -> list[str]:
+        """Language models that write poem forms (their training data had the 【form】 header)."""
+        return [n for n in self.names(owner=owner) if self.registry.entries[n].text_stats.get("poem_forms")]
 
-    def get(self, name):
-        """name -> aigc.pipelines.charlm.TextPipeline (or a TextVAEPipeline); ValueError for an unknown or
-        unloadable model."""
-        if isinstance(name, str) and name not in self.entries and name in self._user_names():
-            return self.registry.text_pipeline(name)       # a user model: the registry loads it once
-        if not isinstance(name, str) or name not in self.entries:
-            known = ", ".join(self.entries) or "none"
-            raise ValueError(f"unknown text model {str(name)[:80]!r} (available: {known})")
-        if name in self._pipes:
-            return self._pipes[name]
-        with self._locks[name]:
-            if name not in self._pipes:
-                if name in self._errors:
-                    raise ValueError(self._errors[name])
-                if self.entries[name].kind == "text-vae":
-                    from aigc.pipelines.textvae import TextVAEPipeline as Pipeline
-                else:
-                    from aigc.pipelines.charlm import TextPipeline as Pipeline
-                try:
-                    pipe = Pipeline.from_pretrained(self.entries[name].path, device=self.device)
-                except (ValueError, OSError) as e:
-                    self._errors[name] = f"text model {name} could not be loaded: {e}"[:500]
-                    log.warning(self._errors[name])
-                    raise ValueError(self._errors[name]) from None
-                pipe.name = name
-                self._pipes[name] = pipe
-        return self._pipes[name]
+    def get(self, name, owner: str | None = None):
+        """name -> aigc.pipelines.charlm.TextPipeline (or a TextVAEPipeline); ValueError for an
+        unknown, unloadable or someone else's unshared model."""
+        return self.registry.text_pipeline(name, owner)
 
     def load_all(self) -> None:
         for name in self.names(None):
@@ -122,15 +85,11 @@ class TextModels:
     def from_source(cls, source) -> "TextModels":
         if isinstance(source, cls):
             return source
-        if source is None:
-            from aigc.hub import WEIGHTS_DIR
-            return cls(WEIGHTS_DIR)
-        if isinstance(source, (str, Path)):
+        if source is None or isinstance(source, (str, Path)):
             return cls(source)
-        weights_dir = getattr(source, "weights_dir", None)
-        if weights_dir is None:
+        if not isinstance(source, ModelRegistry):
             raise TypeError("build_text_tab needs a ModelRegistry, a TextModels, a weights folder or None")
-        return cls(weights_dir, device=getattr(source, "device", "cpu"), registry=source)
+        return cls(registry=source)
 
 
 def parse_stop(field) -> list[str]:
@@ -191,10 +150,12 @@ class TextHandlers:
             top_p = None                         # 1 = off
         return seed, top_k, top_p
 
-    def generate(self, model, prompt, temperature, top_k, top_p, repetition_penalty, max_length, seed, stop):
-        """Stream (continuation so far, seed used, info). Bad input -> gr.Error before any output."""
+    def generate(self, model, prompt, temperature, top_k, top_p, repetition_penalty, max_length, seed, stop,
+                 token=None, request: gr.Request = None):
+        """Stream (continuation so far, seed used, info). Bad input -> gr.Error before any output.
+        `token`/`request`: who asks (a model they may not see is an unknown model)."""
         try:
-            pipe = self.models.get(model)
+            pipe = self.models.get(model, owner_id(token, request))
             seed, top_k, top_p = self._controls(seed, top_k, top_p)
             steps = pipe.stream(prompt, max_new=_ui_int(max_length, "max length"), temperature=temperature,
                                 top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
@@ -205,11 +166,12 @@ class TextHandlers:
             raise gr.Error(str(e), print_exception=False) from None
         yield from self._send(steps)
 
-    def poem(self, model, form, title, first_line, temperature, top_k, top_p, repetition_penalty, seed):
+    def poem(self, model, form, title, first_line, temperature, top_k, top_p, repetition_penalty, seed,
+             token=None, request: gr.Request = None):
         """Stream (poem so far, seed used, info) in a Tang form; the info ends with the form check."""
         from aigc.text.forms import check_form
         try:
-            pipe = self.models.get(model)
+            pipe = self.models.get(model, owner_id(token, request))
             seed, top_k, top_p = self._controls(seed, top_k, top_p)
             steps = pipe.stream_poem(form, title=title, first_line=first_line, temperature=temperature,
                                      top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
@@ -261,9 +223,11 @@ def build_text_tab(source=None, models: TextModels | None = None) -> TextHandler
     returns the Generate/Poem handlers."""
     models = models or TextModels.from_source(source)
     h = TextHandlers(models)
+    h.owner_state = gr.State(None)          # the browser's owner token, when demo.app passes it in
+    h.model_pickers = []
     with gr.Tabs():
         with gr.Tab("Generate", id="text-generate-view"):
-            _generate_view(h, models)      # sets h.model_pickers
+            _generate_view(h, models)
         with gr.Tab("Poem", id="text-poem-view"):
             _poem_view(h, models)
         with gr.Tab("Latent", id="text-latent-view"):
@@ -285,7 +249,7 @@ def _sampling_controls(prefix: str, temperature=0.8):
 
 def _poem_view(h: TextHandlers, models: TextModels) -> None:
     from aigc.text.forms import FORMS, MAX_TITLE_CHARS
-    names = models.poem_models()
+    names = models.poem_models(NOBODY)
     if not names:
         gr.Markdown("**No poem model found.** Poems need a model trained on the Tang poems "
                     "(`python -m aigc train --model char-lm --data tang --out runs/char-tang --set preset=cpu`).")
@@ -312,17 +276,21 @@ def _poem_view(h: TextHandlers, models: TextModels) -> None:
         with gr.Column(scale=2, min_width=320):
             output = gr.Textbox(label="Poem", lines=12, interactive=False, buttons=["copy"], elem_id="poem-output")
             info = gr.Markdown(elem_id="poem-info")
-    ev = go.click(h.poem, [model, form, title, first, temperature, top_k, top_p, rep, seed], [output, seed, info],
+    ev = go.click(h.poem, [model, form, title, first, temperature, top_k, top_p, rep, seed, h.owner_state],
+                  [output, seed, info],
                   api_name="generate_poem", concurrency_id="text", concurrency_limit=2)
     stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
     dice.click(h.dice, None, [seed], api_name="poem_dice", api_visibility="private", queue=False,
                show_progress="hidden")
+    model.focus(models.poem_picker_update, [model, h.owner_state], [model], api_visibility="private",
+                queue=False, show_progress="hidden")
+    h.model_pickers.append((models.poem_picker_update, [model, h.owner_state], [model]))
 
 
 def _generate_view(h: TextHandlers, models: TextModels) -> None:
     from aigc.pipelines.charlm import MAX_PROMPT_CHARS
 
-    names = models.names()
+    names = models.names(owner=NOBODY)
     first = names[0] if names else None
     if not names:
         gr.Markdown(f"**No text models found under `{models.weights_dir}`.** Train one "
@@ -350,12 +318,13 @@ def _generate_view(h: TextHandlers, models: TextModels) -> None:
                                 autoscroll=True, buttons=["copy"], elem_id="text-output")
             info = gr.Markdown(label="info", elem_id="text-info")
 
-    ev = gen_btn.click(h.generate, [model, prompt, temperature, top_k, top_p, rep, max_length, seed, stop],
+    ev = gen_btn.click(h.generate, [model, prompt, temperature, top_k, top_p, rep, max_length, seed, stop,
+                                    h.owner_state],
                        [output, seed, info], api_name="generate_text", concurrency_id="text",
                        concurrency_limit=2)
     stop_btn.click(None, None, None, cancels=[ev], api_visibility="private")
     dice.click(h.dice, None, [seed], api_name="text_dice", queue=False, show_progress="hidden")
     # fine-tuned language models appear without a restart: on focus, and when a job publishes one
-    model.focus(models.picker_update, [model], [model], api_name="text_models_refresh",
+    model.focus(models.picker_update, [model, h.owner_state], [model], api_name="text_models_refresh",
                 api_visibility="private", queue=False, show_progress="hidden")
-    h.model_pickers = [(models.picker_update, [model], [model])]
+    h.model_pickers.append((models.picker_update, [model, h.owner_state], [model]))

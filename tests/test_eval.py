@@ -5,6 +5,8 @@ exercised with a stand-in feature function so that it needs no Inception pass at
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -36,6 +38,64 @@ def test_frechet_matches_closed_form_for_diagonal_gaussians():
     s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 4.0, 1.0])
     expected = 5.0 + sum((np.sqrt(a) - np.sqrt(b)) ** 2 for a, b in [(1, 4), (4, 4), (9, 1)])
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, abs=1e-9)
+
+
+def test_frechet_matches_a_hand_computed_full_covariance_case():
+    """Non-commuting 2-d covariances: for a 2x2 matrix M with positive eigenvalues,
+    tr sqrtm(M) = sqrt(tr M + 2 sqrt(det M)). S1 S2 = [[20, 2], [8, 1]] has trace 21 and
+    determinant 4, so tr sqrtm(S1 S2) = sqrt(21 + 4) = 5 and the distance is
+    |(1, 2)|^2 + 6 + 5 - 2 * 5 = 6. The mutant sqrtm(S1) @ sqrtm(S2) gives 6.10."""
+    s1, s2 = np.array([[5.0, 2.0], [2.0, 1.0]]), np.diag([4.0, 1.0])
+    assert frechet_distance(np.zeros(2), s1, np.array([1.0, 2.0]), s2) == pytest.approx(6.0, abs=1e-9)
+    assert frechet_distance(np.array([1.0, 2.0]), s2, np.zeros(2), s1) == pytest.approx(6.0, abs=1e-9)
+    root1 = (s1 + np.eye(2)) / np.sqrt(8.0)                # sqrtm of s1 by the same 2x2 formula
+    mutant = 5.0 + 11.0 - 2.0 * np.trace(root1 @ np.sqrt(s2))
+    assert abs(mutant - 6.0) > 0.09                       # so this case tells the two apart
+
+
+def _correlated(rng, n, d):
+    return rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_frechet_agrees_with_fid_helper_pytorch():
+    """The same fixed features through fid_helper_pytorch's own statistics and FID formula."""
+    fid_helper = pytest.importorskip("fid_helper_pytorch")
+    from types import SimpleNamespace
+    rng = np.random.default_rng(7)
+    f1, f2 = _correlated(rng, 300, 8), _correlated(rng, 200, 8)
+    helper = SimpleNamespace(ref_stat_dict={"mu": np.mean(f1, axis=0), "sigma": np.cov(f1, rowvar=False)},
+                             eval_stat_dict={"mu": np.mean(f2, axis=0), "sigma": np.cov(f2, rowvar=False)})
+    reference = fid_helper.FidHelper.compute_fid_score(helper)   # needs only the two stat dicts
+    assert frechet_distance_features(f1, f2) == pytest.approx(float(reference), rel=1e-9)
+    assert reference > 1.0
+
+
+def _kid_by_hand(x, y):
+    """The unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, written pair by pair."""
+    d, m, n = x.shape[1], len(x), len(y)
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(a, b) for a in x for b in y) / (m * n)
+    return xx + yy - 2.0 * xy
+
+
+def test_kid_matches_a_direct_computation():
+    # by hand, d = 1: k(0, 1) = 1, k(1, 2) = 27, cross terms 1 + 1 + 8 + 27 -> 1 + 27 - 2 * 37 / 4 = 9.5
+    mean, std, m = kernel_inception_distance(np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]]), subsets=1)
+    assert (mean, std, m) == (pytest.approx(9.5, abs=1e-12), 0.0, 2)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 4)), rng.normal(size=(12, 4)) + 0.5
+    mean, _, m = kernel_inception_distance(x, y, subsets=3, subset_size=12)   # every subset is the whole set
+    assert m == 12 and mean == pytest.approx(_kid_by_hand(x, y), rel=1e-12)
+    mean, std, _ = kernel_inception_distance(x, y, subsets=4, subset_size=6, seed=1)
+    picks = np.random.RandomState(1)
+    by_hand = []
+    for _ in range(4):
+        xi, yi = picks.choice(12, 6, replace=False), picks.choice(12, 6, replace=False)
+        by_hand.append(_kid_by_hand(x[xi], y[yi]))
+    assert mean == pytest.approx(np.mean(by_hand), rel=1e-12) and std == pytest.approx(np.std(by_hand), rel=1e-9)
 
 
 def test_frechet_singular_covariance_is_finite():
@@ -144,7 +204,6 @@ def test_evaluate_fid_kid_pipeline_with_stand_in_features(tmp_path, monkeypatch)
     assert out["n"] == 60 and out["dataset"] == "mnist" and out["model_kind"] == "seed-gan"
     assert "pt_inception-2015-12-05" in out["protocol"] and "60 samples vs 10000 mnist test images" in out["protocol"]
     assert "grey tiled to 3 channels" in out["protocol"] and "5 subsets of 60" in out["protocol"]
-    import json
     json.dumps(out)                                     # flat and JSON-able
 
 
@@ -154,6 +213,41 @@ def test_stale_cache_is_not_reused(tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a safetensors file")
     assert realstats._load(path, {"format": realstats.FORMAT}) is None
+
+
+def _fake_features(calls):
+    def features(images, device="cpu", batch_size=None, log=None):
+        calls.append(len(images))                          # 16 pixels stand in for 2048 features
+        return images.reshape(len(images), -1)[:, 400:416].astype(np.float64) / 255.0
+    return features
+
+
+@pytest.mark.parametrize("key, value", [("dataset", "fashion-mnist"), ("split", "train"), ("n", 500),
+                                        ("inception_sha1", "0" * 40), ("preprocess", "an older resize"),
+                                        ("format", "aigc-fid-stats/0")])
+def test_cache_whose_metadata_differs_is_recomputed(tmp_path, monkeypatch, key, value):
+    """A readable cache file under the right name whose stored facts describe something else
+    (another dataset, split, image count, network or resize) is not trusted: the statistics are
+    computed again and the file is rewritten."""
+    from safetensors.numpy import load_file, save_file
+    calls = []
+    monkeypatch.setenv("AIGC_CACHE", str(tmp_path))
+    monkeypatch.setattr(inception, "FEATURE_DIM", 16)
+    monkeypatch.setattr(inception, "inception_features", _fake_features(calls))
+    monkeypatch.setattr(realstats, "_MEMO", {})
+    first = realstats.real_stats("mnist", "test")
+    path = realstats.stats_path("mnist", "test")
+    arrays = load_file(str(path))
+    stale_info = dict(first["info"], **{key: value})
+    save_file({"mu": arrays["mu"] + 1.0, "sigma": arrays["sigma"], "features": arrays["features"]}, str(path),
+              metadata={"info": json.dumps(stale_info)})
+    monkeypatch.setattr(realstats, "_MEMO", {})
+    again = realstats.real_stats("mnist", "test")
+    assert calls == [10000, 10000]                       # recomputed, not read
+    np.testing.assert_array_equal(again["mu"], first["mu"])
+    assert again["info"][key] == first["info"][key]
+    monkeypatch.setattr(realstats, "_MEMO", {})
+    assert realstats.real_stats("mnist", "test")["info"] == first["info"] and calls == [10000, 10000]
 
 
 # -- domain classifier -----------------------------------------------------------------------------------

@@ -96,3 +96,196 @@ def test_app_subprocess_starts_and_serves_with_user_models(published, tmp_path):
             p.kill()
             out = p.communicate()[0]
     assert "KeyError" not in out and "Traceback" not in out, out[-2000:]
+
+
+# -- a user model is its owner's until shared (studio side) ---------------------------------------
+def _client_owner(client) -> str:
+    """The owner id the studio gives a gradio_client.Client (its session)."""
+    from types import SimpleNamespace
+
+    from demo.common import owner_id
+    return owner_id(None, SimpleNamespace(username=None, session_hash=client.session_hash))
+
+
+@pytest.fixture(scope="module")
+def owned(tmp_path_factory):
+    """Shipped models plus a user image model and a user text model, both owned by someone."""
+    root = tmp_path_factory.mktemp("owned")
+    weights = make_weights(root / "weights")
+    users = root / "user_models"
+    _save(users / "a-cats", "dcgan", class_names=["a", "b"])
+    _save(users / "a-story", "char-lm")
+    return weights, users
+
+
+def test_unshared_model_is_its_owners_alone_through_the_library(owned):
+    import gradio as gr
+
+    from aigc.finetune.owners import set_shared, write_owner
+    from demo.common import owner_id
+    from demo.image_handlers import Studio, new_state
+    from demo.models import ModelRegistry
+    from demo.text_tab import TextModels
+
+    weights, users = owned
+    tok_a, tok_b = "a" * 32, "b" * 32
+    a, b = owner_id(tok_a), owner_id(tok_b)
+    write_owner(users / "a-cats", a)
+    write_owner(users / "a-story", a)
+    reg = ModelRegistry(weights, user_models=users)
+    studio = Studio(reg)
+    st_a, st_b = {**new_state(), "owner_token": tok_a}, {**new_state(), "owner_token": tok_b}
+    assert "a-cats" in reg.image_models(a) and "a-cats" not in reg.image_models(b)
+    assert "a-story" in reg.text_choices(a) and "a-story" not in TextModels.from_source(reg).names(owner=b)
+    upd, _ = studio.model_choices(None, -1, st_b)
+    assert "a-cats" not in upd["choices"] and "vae-mnist" in upd["choices"]
+    with pytest.raises(gr.Error, match="unknown model 'a-cats'"):
+        studio.sample("a-cats", "any", 1, 1, 1.0, st_b)
+    with pytest.raises(ValueError, match="unknown text model 'a-story'"):
+        TextModels.from_source(reg).get("a-story", b)
+    _, _, st_a = studio.sample("a-cats", "a", 1, 1, 1.0, st_a)
+    st_a = studio.open_sample(st_a, 0)[-1]
+    with pytest.raises(gr.Error, match="unknown model 'a-cats'"):       # A's recipe in B's session
+        studio.edit({**st_a, "owner_token": tok_b}, {"dir1": 1.0})
+    v = reg.version
+    set_shared(users / "a-cats", a, True)
+    reg.refresh()
+    assert reg.version == v + 1 and "a-cats" in reg.image_models(b)     # pickers see the change
+    _, _, st_b = studio.sample("a-cats", "b", 1, 1, 1.0, st_b)
+    st_b = studio.open_sample(st_b, 0)[-1]
+    with pytest.raises(gr.Error, match="someone else's pictures"):
+        studio.nearest(st_b)
+    with pytest.raises(gr.Error, match="only its owner"):
+        studio.save_direction(st_b, "mine now", {"dir1": 1.0})
+
+
+def test_two_clients_see_only_their_own_unshared_models(owned, tmp_path):
+    import json
+    import os
+
+    from gradio_client import Client, handle_file
+
+    from aigc.finetune.owners import set_shared, write_owner
+    from demo import ModelRegistry, build_demo
+    from studio_helpers import free_port
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    weights, users = owned
+    demo = build_demo(ModelRegistry(weights, user_models=users))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        a, b = Client(url, verbose=False), Client(url, verbose=False)
+        write_owner(users / "a-cats", _client_owner(a))
+        gal, _ = a.predict("a-cats", "a", 1, 1, 1.0, api_name="/sample")
+        assert len(gal) == 1
+        with pytest.raises(Exception, match="unknown model 'a-cats'") as err:
+            b.predict("a-cats", "a", 1, 1, 1.0, api_name="/sample")
+        assert "vae-mnist" in str(err.value) and "a-cats;" not in str(err.value).split("available")[-1]
+        with pytest.raises(Exception, match="unknown model"):
+            b.predict("a-cats", api_name="/model_info")
+        set_shared(users / "a-cats", _client_owner(a), True)
+        gal, _ = b.predict("a-cats", "b", 2, 1, 1.0, api_name="/sample")
+        assert len(gal) == 1
+        b.predict(0, api_name="/open")
+        with pytest.raises(Exception, match="someone else's pictures"):
+            b.predict(api_name="/nearest")
+        rec = json.loads(Path([f for f in b.predict(api_name="/recipe") if str(f).endswith(".json")][0]).read_text())
+        for change, msg in [({"temperature": 1e300}, "temperature must be between 0 and 2"),
+                            ({"z": [1e30] * len(rec["z"]), "latent": None}, "must be between -16 and 16")]:
+            bad = tmp_path / "bad.json"
+            bad.write_text(json.dumps({**rec, **change}))
+            with pytest.raises(Exception, match=msg):
+                b.predict(handle_file(str(bad)), api_name="/restore")
+    finally:
+        demo.close()
+
+
+def test_recipes_are_range_checked_like_the_sliders():
+    from aigc.pipelines.recipes import RecipeError, from_dict
+
+    ok = {"model": "m", "weights_hash": "", "z": [0.5, -1.0], "temperature": 1.0}
+    assert from_dict(ok).temperature == 1.0
+    for change, msg in [({"temperature": 1e300}, "temperature"), ({"temperature": -1}, "temperature"),
+                        ({"z": [1e30, 0.0]}, "z"), ({"latent": [0.0, -1e30]}, "latent"),
+                        ({"offsets": {"directions": {"PC1": 1e30}}}, "offsets")]:
+        with pytest.raises(RecipeError, match=msg) as err:
+            from_dict({**ok, **change})
+        assert "\n" not in str(err.value)
+
+
+def test_upload_pixel_bomb_is_refused_within_a_second(tmp_path):
+    """Issue 16.4: 40 solid 6300x6300 PNGs in a few KB once cost 51 s of CPU and ~650 MB; now the
+    headers are summed against the pixel budgets before anything is decoded."""
+    import time
+
+    from test_uploads import pixel_bomb_zip
+
+    from aigc.data.uploads import UploadError, prepare_image_zip
+
+    for side, budget in ((6300, "per-image pixel budget"), (4000, "pixel budget of one upload")):
+        p = pixel_bomb_zip(tmp_path / f"bomb{side}.zip", side=side)
+        t0 = time.perf_counter()
+        with pytest.raises(UploadError, match=budget):
+            prepare_image_zip(p)
+        assert time.perf_counter() - t0 < 1.5
+
+
+def test_degenerate_text_upload_is_refused(tmp_path):
+    """Issue 16.6: 5 MB of one repeated character was accepted and trained."""
+    from aigc.data.uploads import UploadError, prepare_text
+
+    p = tmp_path / "same.txt"
+    p.write_text("z" * 5_000_000, encoding="utf-8")
+    with pytest.raises(UploadError, match="too degenerate to learn from: only 1 distinct"):
+        prepare_text(p, block_size=128)
+
+
+# -- fine-tune jobs: each person's own (the job manager and the Fine-tune tab's handlers) ------------------
+def test_fine_tune_jobs_are_their_owners_alone(tmp_path):
+    """Two owner tokens are two people: B does not see A's job in the list, and status, cancel, resume
+    and compare of A's id answer B exactly as an unknown id does."""
+    import types
+
+    import gradio as gr
+
+    from aigc.finetune.jobs import JobManager
+    from demo.finetune_handlers import FinetuneHandlers
+
+    sleepy = tmp_path / "sleepy-python"
+    sleepy.write_text("#!/bin/sh\nexec sleep 60\n")
+    sleepy.chmod(0o755)
+    up = tmp_path / "notes.txt"
+    up.write_text("a line of text to learn from.\n" * 40)
+    m = JobManager(tmp_path / "jobs", tmp_path / "user_models", python=str(sleepy))
+    try:
+        h = FinetuneHandlers(types.SimpleNamespace(entries={}), m)
+        tok_a, tok_b = "a1" * 16, "b2" * 16
+        jid, *_ = h.start_job(str(up), "new:char-lm", "auto", 5, 0, "mine", tok_a)
+        assert h.restore(tok_a, None)[1] == jid and h.restore(tok_b, None)[1] is None
+        unknown = "20990101-000000-" + "0" * 32
+        calls = {"status": lambda j, t: h.job_status(j, t), "cancel": lambda j, t: h.cancel_job(j, t),
+                 "resume": lambda j, t: h.resume_job(j, t), "compare": lambda j, t: h.compare(j, 0, "", t),
+                 "share": lambda j, t: h.share_model(j, True, t)}
+        for name, call in calls.items():
+            with pytest.raises(gr.Error) as theirs:
+                call(jid, tok_b)
+            with pytest.raises(gr.Error) as missing:
+                call(unknown, tok_b)
+            assert "no such job" in str(theirs.value), name
+            assert str(theirs.value).replace(jid, "ID") == str(missing.value).replace(unknown, "ID"), name
+        assert "mine" in h.job_status(jid, tok_a)[0]                 # its owner still sees it
+        assert h.cancel_job(jid, tok_a)
+    finally:
+        m.close(stop_worker=True)
+
+
+def test_app_auth_flags():
+    import app
+
+    assert app.read_auth(["ann:pw:with:colons"], None) == [("ann", "pw:with:colons")]
+    with pytest.raises(ValueError, match="expected USER:PASSWORD"):
+        app.read_auth(["nopassword"], None)
+    assert app.is_loopback("127.0.0.1") and app.is_loopback("localhost") and app.is_loopback("::1")
+    assert not app.is_loopback("0.0.0.0") and not app.is_loopback("example.org")

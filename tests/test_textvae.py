@@ -135,7 +135,12 @@ def test_shipped_directions_edit_and_diagnostics(pipe):
     assert pipe.edit(line, [0.0] * len(dirs))["line"] == pipe.encode(line)["reconstruction"]
     assert pipe.edit(line, [])["line"] == pipe.encode(line)["reconstruction"]
     moved = pipe.edit(line, [3.0, -3.0])
-    assert isinstance(moved["line"], str) and moved["well_formed"] == well_formed(moved["line"])
+    assert moved["line"] != pipe.encode(line)["reconstruction"]          # the edit moved the line
+    far = pipe.edit(line, [10.0, 10.0, 10.0])
+    for out in (moved, far):                  # the flag is 5 or 7 CJK ideographs, checked here by hand
+        by_hand = len(out["line"]) in (5, 7) and all("\u4e00" <= c <= "\u9fff" for c in out["line"])
+        assert out["well_formed"] is by_hand
+    assert {moved["well_formed"], far["well_formed"]} == {True, False}   # both answers occur
     diag = pipe.diagnostics()
     for k in ("kl_per_line", "active_units", "latent_dim", "recon_acc", "interp_well_formed", "nll_per_line"):
         assert k in diag, k
@@ -195,9 +200,9 @@ def test_cli_sample_interpolate_and_errors(pipe):
 
 
 def test_cli_eval_json(tmp_path, monkeypatch):
-    import aigc.pipelines.textvae as tv
+    from aigc.eval import text as text_eval
     lines = ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡", "白日依山尽", "黄河入海流"]
-    monkeypatch.setattr(tv, "heldout_lines", lambda pipe, dataset=None: lines)   # no corpus load in a unit test
+    monkeypatch.setattr(text_eval, "heldout_lines", lambda pipe, dataset=None: lines)   # no corpus load in a unit test
     # a copy, so that --save writes into the copy's metrics.json, not the shipped one
     d = tmp_path / "tv"
     d.mkdir()

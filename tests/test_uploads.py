@@ -2,11 +2,14 @@
 a good zip prepares correctly; `finetune` trains tiny models end to end."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
+import time
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +301,9 @@ def test_text_refusals(job):
     refused(p, jd, "the text is empty")
     p = up / "short.txt"
     p.write_text("too short")
-    refused(p, jd, "shorter than the model's context of 32", block_size=32)
+    refused(p, jd, r"9 characters is too short; a text upload needs at least 500 .*add 491 more", block_size=32)
+    p.write_text("a varied sentence, with words. " * 18)
+    refused(p, jd, r"needs at least 602 characters \(the model's context of 600, \+2\)", block_size=600)
     p = up / "wide.txt"
     p.write_text("".join(chr(0x4E00 + i) for i in range(6000)), encoding="utf-8")
     refused(p, jd, "6000 distinct characters")
@@ -458,3 +463,106 @@ def test_finetune_time_budget(job, capsys):
     assert rc == 0, capsys.readouterr().out
     summary = json.loads((jd / "summary.json").read_text())
     assert 1 <= summary["steps"] < 100000 and summary["train_s"] < 60
+
+
+# -- budgets: pixels, time, compression ratio -----------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _blank_idat(w: int, h: int) -> bytes:
+    return zlib.compress((b"\0" * (1 + (w + 7) // 8)) * h, 9)
+
+
+def solid_png(w: int, h: int, rgb=(200, 30, 30)) -> bytes:
+    """A solid-colour w x h PNG (1-bit palette), built without Pillow so a 6300x6300 one costs ms."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 1, 3, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"PLTE", bytes(rgb)) + chunk(b"IDAT", _blank_idat(w, h))
+            + chunk(b"IEND", b""))
+
+
+def pixel_bomb_zip(path: Path, n: int = 40, side: int = 6300) -> Path:
+    """The issue's upload: n solid-colour side x side PNGs, a few KB in all."""
+    return make_zip(path, {f"set/{i:02d}.png": solid_png(side, side, (i * 6, 100, 200)) for i in range(n)})
+
+
+def test_solid_png_is_a_real_picture():
+    im = Image.open(io.BytesIO(solid_png(64, 48, (1, 2, 3))))
+    assert im.size == (64, 48) and im.convert("RGB").getpixel((5, 5)) == (1, 2, 3)
+
+
+def test_pixel_bomb_is_refused_fast_by_the_per_image_budget(job):
+    up, jd = job
+    p = pixel_bomb_zip(up / "bomb.zip")
+    assert p.stat().st_size < 100_000
+    t0 = time.perf_counter()
+    refused(p, jd, r"only 0 usable images.*skipped declares too many pixels \(6300x6300 > the per-image pixel budget "
+                   r"of 16,777,216\): 40")
+    assert time.perf_counter() - t0 < 3
+
+
+def test_pixel_bomb_under_the_per_image_limit_is_refused_by_the_upload_budget(job):
+    up, jd = job
+    p = pixel_bomb_zip(up / "bomb.zip", side=4000)
+    t0 = time.perf_counter()
+    refused(p, jd, r"40 pictures declare 640,000,000 pixels in all; the pixel budget of one upload is 200,000,000")
+    assert time.perf_counter() - t0 < 3
+    refused(make_zip(up / "good.zip", good_members(20)), jd, "pixel budget of one upload is 5,000",
+            limits=UploadLimits(max_total_pixels=5000))
+
+
+def test_a_normal_upload_is_within_every_budget(job):
+    up, jd = job
+    t0 = time.perf_counter()
+    prep = prepare_image_zip(make_zip(up / "good.zip", good_members(24)))
+    assert len(prep.data) == 24 and time.perf_counter() - t0 < 5
+
+
+def test_check_time_budget(job):
+    up, jd = job
+    p = make_zip(up / "good.zip", good_members(20))
+    refused(p, jd, r"took longer than 0 s \(the time budget of one upload check\)", limits=UploadLimits(max_check_seconds=0))
+
+
+def test_ratio_check_covers_small_members(job):
+    """A 270 KB blank BMP (far below the old 1 MiB floor) expanding ~1000x is refused before it is read."""
+    up, jd = job
+    m = good_members(20)
+    m["set/cats/blank.bmp"] = encode(Image.new("RGB", (300, 300)), "BMP")
+    refused(make_zip(up / "blank.zip", m), jd, r"member 'set/cats/blank.bmp' expands \d+x \(limit 100x\): looks like a zip bomb")
+    m = good_members(20)
+    m["set/cats/zeros.png"] = b"\0" * 200_000
+    refused(make_zip(up / "zeros.zip", m), jd, "looks like a zip bomb")
+
+
+def test_large_exif_header_still_reads(job):
+    """A JPEG whose size sits beyond the header prefix (a 70 KB EXIF-like block) still prepares."""
+    up, jd = job
+    m = good_members(16)
+    im = picture(77, (48, 48))
+    b = io.BytesIO()
+    im.save(b, format="JPEG", exif=b"Exif\0\0" + bytes(np.random.default_rng(0).integers(0, 256, 65_000, np.uint8)),
+            icc_profile=bytes(np.random.default_rng(1).integers(0, 256, 30_000, np.uint8)))
+    m["set/dogs/exif.jpg"] = b.getvalue()
+    prep = prepare_image_zip(make_zip(up / "exif.zip", m))
+    assert prep.report["decoded"] == 17
+
+
+# -- degenerate text ------------------------------------------------------------------------------
+@pytest.mark.parametrize("text,match", [
+    ("a" * 5_000_000, r"too degenerate to learn from: only 1 distinct characters \('a'\)"),
+    ("abcab " * 200, r"only 4 distinct characters \(. abc.\); a text to learn from has at least 8"),
+    ("x" * 20_000 + "abcdefghij", r"100% of it is 'x': 0.0\d bits of entropy per character"),
+    ("The quick brown fox jumps over the lazy dog. " * 20_000, r"compresses \d+x .*one short passage repeated"),
+])
+def test_degenerate_text_is_refused(job, text, match):
+    up, jd = job
+    p = up / "same.txt"
+    p.write_text(text, encoding="utf-8")
+    refused(p, jd, match)
+
+
+def test_ordinary_text_passes_with_its_entropy():
+    from aigc.data.uploads import degenerate_reason
+    text = (Path(__file__).resolve().parents[1] / "data" / "text" / "shakespeare.txt").read_text(encoding="utf-8")
+    for piece in (text[:600], text[:200_000]):
+        assert degenerate_reason(piece, Counter(piece)) is None

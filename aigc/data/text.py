@@ -45,6 +45,7 @@ import torch
 
 from aigc.text import forms
 from aigc.text.tokenizer import CharTokenizer
+from aigc.data.zh import zh_modern
 from aigc.hub import DATA_DIR
 
 TEXT_DIR = DATA_DIR / "text"
@@ -230,7 +231,9 @@ def _tang(root: Path) -> tuple[str, str, dict]:
 TEXT_DATASETS = {
     "shakespeare": _shakespeare,
     "tang": _tang,
+    "zh-modern": zh_modern,
 }
+VOCAB_FROM_ALL = {"zh-modern"}      # the tokenizer covers every character of the corpus, held-out too
 # vocabulary: characters seen at least this often in the training text (default 1)
 VOCAB_MIN_COUNT = {"tang": 2}
 _CACHE: dict[tuple[str, str], tuple[str, str, dict, CharTokenizer]] = {}
@@ -248,7 +251,8 @@ def load_text_corpus(name: str, data_dir: str | Path | None = None):
     key = (name, str(root))
     if key not in _CACHE:
         train, val, info = TEXT_DATASETS[name](root)
-        tok = CharTokenizer.from_text(train, min_count=VOCAB_MIN_COUNT.get(name, 1))
+        tok = CharTokenizer.from_text(train + val if name in VOCAB_FROM_ALL else train,
+                                      min_count=VOCAB_MIN_COUNT.get(name, 1))
         _CACHE[key] = (train, val, info, tok)
     return _CACHE[key]
 

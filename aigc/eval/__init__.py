@@ -5,7 +5,7 @@
     -> {"fid": ..., "kid": ..., "kid_std": ..., "n": 10000, "dataset": "mnist", "protocol": "...", ...}
 
 Why it is built this way:
-- Every metric is a function in `aigc.eval.metrics`, registered by name in `METRICS`, so the
+- Every metric is a function in `aigc.eval.metrics` (or `aigc.eval.tracking`), registered by name in `METRICS`, so the
   CLI, training curves and model cards all ask for metrics by the same names and get the same
   numbers (StyleGAN2-ADA's metric_main pattern).
 - `evaluate` fixes everything that changes a number: the seed of the latents, balanced labels
@@ -36,12 +36,12 @@ from aigc.data.images import canonical_name, load_dataset
 from aigc.eval.frechet import feature_stats, frechet_distance, kernel_inception_distance
 from aigc.eval.inception import inception_features, to_uint8_nhwc
 from aigc.eval.metrics import METRICS, EvalContext, Metric, register, resolve
+from aigc.eval import tracking  # noqa: F401  (registers kid_randconv and copy_rate after the metrics above)
+from aigc.limits import SAMPLE_BATCH
 
 __all__ = ["METRICS", "EvalContext", "Metric", "register", "evaluate", "evaluate_samples",
            "generate_samples", "inception_features", "frechet_distance", "feature_stats",
            "kernel_inception_distance"]
-
-from aigc.limits import SAMPLE_BATCH  # noqa: E402
 
 
 def _check(names: list[str], model, dataset: str, has_labels: bool) -> None:

@@ -14,14 +14,12 @@ The weights live in `data/eval/classifier-<dataset>/` (model.safetensors + confi
 README.md). Folders under weights/ that begin with '_' are not generative models. Weights are
 read with safetensors only (never unpickled), through the same checked loader as the models.
 
-Reproduce the shipped weights with:  python -m aigc.eval.classifier mnist --threads 1
+Reproduce the shipped weights with:  aigc classifier mnist --threads 1
 (and fashion-mnist); each folder's README.md gives the exact command and the accuracy.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,7 +134,7 @@ def load_classifier(dataset: str, device: str | torch.device = "cpu",
     d = Path(directory) if directory is not None else classifier_dir(dataset)
     if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
         raise ValueError(f"no domain classifier for {dataset!r} (looked in {d}); train one with: "
-                         f"python -m aigc.eval.classifier {dataset}")
+                         f"aigc classifier {dataset}")
     mtime = (d / "model.safetensors").stat().st_mtime_ns
     key = (str(d.resolve()), str(torch.device(device)), mtime)
     if key in _LOADED:
@@ -261,32 +259,8 @@ fast domain metrics of `aigc.eval`:
 
 Reproduce (from the repository root):
 
-    python -m aigc.eval.classifier {name} --epochs {meta['epochs']} --shift {meta['shift']} --seed {meta['seed']} --threads 1
+    aigc classifier {name} --epochs {meta['epochs']} --shift {meta['shift']} --seed {meta['seed']} --threads 1
 
 Files: `model.safetensors` (weights; loaded with safetensors only), `config.json`
 (architecture, accuracy, training settings).
 """
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m aigc.eval.classifier",
-                                description="Train the evaluation classifier of a dataset.")
-    p.add_argument("dataset", help="mnist or fashion-mnist")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shift", type=int, default=0, help="random translation in pixels (0: none)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="output folder (default data/eval/classifier-<dataset>)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads; 1 is several times faster than 2 on a machine whose cores are busy")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    meta = train_classifier(a.dataset, epochs=a.epochs, device=a.device, out_dir=a.out, seed=a.seed, shift=a.shift,
-                            log=lambda m: print(m, file=sys.stderr, flush=True))
-    print(json.dumps({"dataset": meta["dataset"], "test_accuracy": meta["test_accuracy"]}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -61,6 +61,8 @@ def _load(path: Path, expect: dict) -> dict | None:
         d = inception.FEATURE_DIM
         if mu.shape != (d,) or sigma.shape != (d, d) or feats.ndim != 2 or feats.shape[1] != d:
             return None
+        if int(info.get("n", -1)) != len(feats):          # metadata that does not describe the arrays
+            return None
         if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
             return None
     except Exception:  # noqa: BLE001 - any unreadable cache file is simply recomputed

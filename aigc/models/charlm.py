@@ -35,8 +35,9 @@ from torch import nn
 
 from aigc.text.tokenizer import CharTokenizer
 from aigc.models.base import GenerativeModel
+from aigc.models.sampling import sample_next
 
-CPU_FP32_ATTENTION = True   # see CausalSelfAttention.forward
+CPU_FP32_ATTENTION = True   # CPU bf16 training: run attention in fp32, see CausalSelfAttention.forward
 
 
 @dataclass
@@ -58,37 +59,6 @@ class CharLMConfig:
     dropout: float = 0.1
     # Biases in Linear/LayerNorm: nanoGPT found them unnecessary (slightly better and faster).
     bias: bool = False
-
-
-# Best-estimate presets for `char-shakespeare` (held-out plays <= 1.45 nats/char). Select one with
-# `TrainOptions(config={"preset": "gpu"})` (or `aigc.kinds.make_config("char-lm", preset=...)`);
-# explicit config fields override a preset. TRAIN_PRESETS holds the matching training options
-# (`TrainOptions(**TRAIN_PRESETS["cpu"], config={"preset": "cpu"}, ...)`). These are estimates
-# from nanoGPT's published Shakespeare runs and timings here, not yet measured to the target.
-PRESETS: dict[str, dict] = {
-    # One H200, ~2 minutes: nanoGPT's Shakespeare model (10.7M parameters), batch 128 x 256.
-    # nanoGPT reaches 1.47 on tiny-shakespeare (1M chars) with 64 x 256 batches in ~28M tokens;
-    # with 4x the text it should pass 1.45 on the held-out plays well inside the budget.
-    "gpu": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.1, "bias": False},
-    # Two CPU cores, <= 60 minutes: 4 layers x 256 (3.2M parameters), 128 context, bf16 autocast
-    # where the CPU has bf16 units (AMX made bf16 matmuls ~2x faster than fp32 on the Intel dev
-    # machine; on a CPU without them "auto" stays fp32, see aigc.devices). Measured 360-650 ms/iter at batch
-    # 32 x 128 on the 2 cores of the dev machine, shared with other jobs (fp32: ~1.1-1.3 s), so
-    # 8000 steps (33M tokens, ~8 epochs) take 50-60 minutes; about compute-optimal for that
-    # budget (~6e14 FLOPs: Chinchilla's 20 tokens per parameter gives ~2.5M parameters).
-    # No dropout: a 3M model does not memorise 4M characters in 8 epochs.
-    "cpu": {"block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 256, "dropout": 0.0, "bias": False},
-}
-TRAIN_PRESETS: dict[str, dict] = {
-    # max_steps sets the cosine schedule's length; max_minutes is a safety stop (the schedule's
-    # tail is flat, so a stop at ~90% of it costs little). The target stops a run when reached.
-    "gpu": {"batch_size": 128, "lr": 2e-3, "lr_scale": False, "warmup": 200, "max_steps": 5000,
-            "max_minutes": 2.5, "precision": "auto", "eval_every": 250, "eval_metric": "nats_per_char",
-            "target": 1.45, "log_every": 50, "sample_every": 1000, "ckpt_every": 1000},
-    "cpu": {"batch_size": 32, "lr": 2e-3, "lr_scale": False, "warmup": 200, "max_steps": 8000,
-            "max_minutes": 60, "precision": "auto", "eval_every": 1000, "eval_metric": "nats_per_char",
-            "target": 1.45, "log_every": 100, "sample_every": 2000, "ckpt_every": 1000},
-}
 
 
 # -- the network -----------------------------------------------------------------------------------
@@ -118,9 +88,7 @@ class CausalSelfAttention(nn.Module):
         causal = cache is None and T > 1
         p = self.dropout if self.training else 0.0
         if CPU_FP32_ATTENTION and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # CPU bf16 training: PyTorch's fp32 CPU attention kernel (forward + backward) runs
-            # ~1.8x faster than its bf16 one (measured on a Xeon with AMX: ~15% off a training
-            # step of the cpu preset); the matmuls around it stay in bf16.
+            # PyTorch's fp32 CPU attention kernel is faster than its bf16 one; the matmuls stay bf16
             with torch.autocast("cpu", enabled=False):
                 y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal, dropout_p=p)
             y = y.to(q.dtype)
@@ -404,56 +372,3 @@ class CharLM(GenerativeModel):
 
     def bits_per_char(self, ids, **kwargs) -> float:
         return self.nats_per_char(ids, **kwargs) / math.log(2)
-
-
-# -- sampling ----------------------------------------------------------------------------------------
-def apply_repetition_penalty(logits: torch.Tensor, context: Sequence[int], penalty: float) -> torch.Tensor:
-    """CTRL's penalty: logits of tokens in `context` are divided by `penalty` if positive and
-    multiplied by it if negative (so they always become less likely for penalty > 1)."""
-    if penalty == 1.0 or not len(context):
-        return logits
-    if penalty <= 0:
-        raise ValueError("repetition_penalty must be > 0")
-    idx = torch.tensor(sorted(set(int(i) for i in context)), device=logits.device)
-    sel = logits[idx]
-    logits = logits.clone()
-    logits[idx] = torch.where(sel > 0, sel / penalty, sel * penalty)
-    return logits
-
-
-def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """1-D logits -> logits with everything outside the top-k / nucleus set to -inf.
-
-    top_k keeps the k largest (ties at the k-th value are kept too); top_p keeps the smallest set
-    of most likely tokens whose probability reaches p (the most likely token is always kept)."""
-    logits = logits.clone()
-    if top_k is not None and top_k > 0 and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits[logits < kth] = float("-inf")
-    if top_p is not None and 0 < top_p < 1:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        before = torch.cumsum(probs, dim=-1) - probs       # mass of the strictly more likely tokens
-        drop = before >= top_p
-        drop[0] = False
-        logits[order[drop]] = float("-inf")
-    return logits
-
-
-def sample_next(logits: torch.Tensor, context: Sequence[int], temperature: float = 1.0,
-                top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
-                generator: torch.Generator | None = None) -> int:
-    """One next-token choice from the last position's logits (1-D), on the CPU in float64."""
-    logits = logits.detach().float().cpu().double()
-    logits = apply_repetition_penalty(logits, context, repetition_penalty)
-    if temperature == 0:
-        return int(torch.argmax(logits))
-    logits = filter_logits(logits / temperature, top_k, top_p)
-    probs = torch.softmax(logits, dim=-1)
-    cdf = torch.cumsum(probs, dim=-1)
-    u = torch.rand((), generator=generator, dtype=torch.float64) * cdf[-1]
-    i = int(torch.searchsorted(cdf, u, right=True))
-    i = min(i, probs.numel() - 1)
-    while probs[i] == 0 and i > 0:     # u at the very top of the cdf: step back to a kept token
-        i -= 1
-    return i

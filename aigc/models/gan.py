@@ -2,9 +2,9 @@
 
 Generator: z and a class embedding -> dense -> (transposed conv, BN, ReLU) x n -> image.
 Discriminator: spectral-normalised convs (Miyato et al. 2018), a last conv that sees the whole
-image, and a projection head for the class (Miyato & Koyama 2018). The objective (hinge loss, DiffAugment, EMA of the generator)
-lives in aigc.train.objectives; this file only defines the networks. The EMA generator is what
-samples are drawn from.
+image, and a projection head for the class (Miyato & Koyama 2018). The objective (hinge loss,
+DiffAugment, EMA of the generator) lives in aigc.train.objectives; this file only defines the
+networks. The EMA generator is what samples are drawn from.
 """
 from __future__ import annotations
 
@@ -29,11 +29,9 @@ class DCGANConfig:
     num_classes: int = 10       # 0 for an unconditional GAN
     class_names: list = field(default_factory=list)
     embed_dim: int = 32         # class embedding concatenated to z
-    d_head: str = "dense"       # D's last step. "dense": a conv over the whole final map, so D judges
-                                # the digit's global shape. "sum" (models saved before this field):
-                                # global sum pooling of local features, a patch judge with a 16-px
-                                # receptive field at 28x28 that lets broken strokes through. At the
-                                # same CPU budget (0.9 epoch) dense took domain FD from 886 to 288.
+    d_head: str = "dense"       # D's last step. "dense": a conv over the whole final map, so D judges the
+                                # digit's global shape; "sum": global sum pooling of local features, a patch
+                                # judge that lets broken strokes through (configs without the field: aigc.legacy)
     d_mbstd: int = 0            # minibatch standard deviation (ProGAN): D sees, as one more channel before
                                 # its head, how much groups of this many images vary, so a G that
                                 # draws one look per class is easy to spot. 0: off.

@@ -23,8 +23,6 @@ Every argument is checked, with a ValueError that says what is wrong:
 """
 from __future__ import annotations
 
-import math
-import numbers
 import secrets
 import time
 from dataclasses import dataclass
@@ -34,9 +32,11 @@ from typing import Iterator, Sequence
 import torch
 
 from aigc import checkpoint as ckpt
+from aigc import limits
 from aigc.limits import MAX_NEW_CHARS, MAX_PROMPT_CHARS, SEED_MAX, TEXT_TEMP_MAX
 
 REP_MIN, REP_MAX = 0.5, 3.0
+TOP_K_MAX = 2 ** 31 - 1
 MAX_STOPS = 16
 MAX_STOP_CHARS = 200
 
@@ -55,22 +55,6 @@ class TextStep:
 
 
 # -- argument checks -----------------------------------------------------------------------------------
-def _number(v, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise ValueError(f"{what} must be a number (got {type(v).__name__})")
-    x = float(v)
-    if not math.isfinite(x):
-        raise ValueError(f"{what} must be a finite number")
-    return x
-
-
-def _integer(v, what: str) -> int:
-    x = _number(v, what)
-    if x != int(x):
-        raise ValueError(f"{what} must be a whole number (got {x:g})")
-    return int(x)
-
-
 def check_prompt(prompt) -> str:
     if prompt is None:
         return ""
@@ -104,39 +88,24 @@ def check_stop(stop) -> list[str]:
 
 
 def check_seed(seed) -> int:
-    """None -> a freshly drawn seed; otherwise an integer 0..SEED_MAX."""
+    """None -> a freshly drawn seed; otherwise an integer 0..SEED_MAX (text such as "7" is refused)."""
     if seed is None:
-        return secrets.randbelow(2 ** 32)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        if isinstance(seed, float) and seed.is_integer():
-            seed = int(seed)
-        else:
-            raise ValueError(f"seed must be a whole number (got {seed!r})"[:120])
-    seed = int(seed)
-    if not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed must be between 0 and {SEED_MAX}")
-    return seed
+        return secrets.randbelow(SEED_MAX + 1)
+    if isinstance(seed, str):
+        raise ValueError(f"seed must be a whole number (got {seed!r})"[:120])
+    return limits.check_seed(seed)
 
 
 def check_sampling(max_new, temperature, top_k, top_p, repetition_penalty) -> dict:
-    max_new = _integer(max_new, "max_new")
-    if not 1 <= max_new <= MAX_NEW_CHARS:
-        raise ValueError(f"max_new must be between 1 and {MAX_NEW_CHARS} (got {max_new})")
-    t = _number(temperature, "temperature")
-    if not 0 <= t <= TEXT_TEMP_MAX:
-        raise ValueError(f"temperature must be between 0 (greedy) and {TEXT_TEMP_MAX:g} (got {t:g})")
+    max_new = limits.check_int(max_new, 1, MAX_NEW_CHARS, "max_new")
+    t = limits.check_float(temperature, 0, TEXT_TEMP_MAX, "temperature")
     if top_k is not None:
-        top_k = _integer(top_k, "top_k")
-        if top_k < 0:
-            raise ValueError(f"top_k must be >= 1, or 0 for off (got {top_k})")
-        top_k = top_k or None
+        top_k = limits.check_int(top_k, 0, TOP_K_MAX, "top_k (0 = off)") or None
     if top_p is not None:
-        top_p = _number(top_p, "top_p")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (got {top_p:g})")
-    rp = _number(repetition_penalty, "repetition_penalty")
-    if not REP_MIN <= rp <= REP_MAX:
-        raise ValueError(f"repetition_penalty must be between {REP_MIN:g} and {REP_MAX:g} (got {rp:g})")
+        top_p = limits.check_float(top_p, 0, 1, "top_p")
+        if top_p == 0:
+            raise ValueError("top_p must be in (0, 1] (got 0)")
+    rp = limits.check_float(repetition_penalty, REP_MIN, REP_MAX, "repetition_penalty")
     return {"max_new": max_new, "temperature": t, "top_k": top_k, "top_p": top_p, "repetition_penalty": rp}
 
 

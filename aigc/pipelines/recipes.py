@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from aigc import __version__
-from aigc.limits import SEED_MAX
+from aigc.limits import IMAGE_TEMP_MAX, LATENT_ABS_MAX, SEED_MAX
 
 FORMAT = "aigc-recipe/1"
 PNG_KEY = "aigc-recipe"
@@ -63,6 +63,9 @@ def _floats(v, what: str) -> list[float]:
     for x in v:
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise RecipeError(f"recipe: {what} must hold finite numbers only")
+        if abs(x) > LATENT_ABS_MAX:
+            raise RecipeError(f"recipe: {what} holds {x:g}; each value must be between "
+                              f"-{LATENT_ABS_MAX:g} and {LATENT_ABS_MAX:g}")
         out.append(float(x))
     return out
 
@@ -94,6 +97,8 @@ def from_dict(d) -> Recipe:
     temp = d.get("temperature")
     if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not math.isfinite(temp)):
         raise RecipeError("recipe: temperature must be a number")
+    if temp is not None and not 0 <= temp <= IMAGE_TEMP_MAX:
+        raise RecipeError(f"recipe: temperature must be between 0 and {IMAGE_TEMP_MAX:g} (got {temp:g})")
     offsets = d.get("offsets") or {}
     if not isinstance(offsets, dict):
         raise RecipeError("recipe: offsets must be an object")
@@ -105,6 +110,9 @@ def from_dict(d) -> Recipe:
         for k, v in g.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise RecipeError(f"recipe: offsets.{group}.{k} must be a finite number")
+            if abs(v) > LATENT_ABS_MAX:
+                raise RecipeError(f"recipe: offsets.{group}.{str(k)[:40]} must be between "
+                                  f"-{LATENT_ABS_MAX:g} and {LATENT_ABS_MAX:g}")
         clean[group] = {str(k): float(v) for k, v in g.items()}
     source = d.get("source", "sample")
     if source not in SOURCES:

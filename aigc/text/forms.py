@@ -44,6 +44,11 @@ def is_hanzi(ch: str) -> bool:
             or 0xF900 <= o <= 0xFAFF)
 
 
+def well_formed(line) -> bool:
+    """A poem line: exactly 5 or 7 hanzi and nothing else (no punctuation, space or unknown symbol)."""
+    return isinstance(line, str) and len(line) in (5, 7) and all(is_hanzi(c) for c in line)
+
+
 def clauses(body: str) -> list[tuple[str, str]]:
     """Poem text -> [(clause characters, the punctuation after it)]; newlines are ignored."""
     out = []

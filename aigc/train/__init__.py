@@ -1,1 +1,2 @@
-"""Training: a model-agnostic loop (loop.py), per-kind objectives (objectives.py), DDP glue."""
+"""Training: a model-agnostic loop (loop.py), grouped options (options.py), per-kind objectives
+(objectives/), what images and text do differently (modality.py), periodic evaluation, DDP glue."""

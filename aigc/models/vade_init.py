@@ -1,0 +1,170 @@
+"""VaDE's initialisation (Jiang et al. 2017, section 3): pretrain the body as a plain autoencoder,
+fit a diagonal Gaussian mixture to the codes, and start the prior from that fit.
+
+The mixture is fitted by a small EM in torch (k-means++ seeds, Lloyd's k-means, then EM, as
+sklearn's GaussianMixture does by default), seeded, in float64: no sklearn dependency.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class GMMFit:
+    weights: torch.Tensor       # K
+    means: torch.Tensor         # K x D
+    variances: torch.Tensor     # K x D
+    log_likelihood: float       # mean log-density of the data under the fit (nats per point)
+    n_iter: int                 # EM iterations run
+
+
+def _float_batch(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+def _check_images(model, images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError("images must be a tensor N x C x H x W (uint8, or float in [0, 1])")
+    if tuple(images.shape[1:]) != tuple(model.image_shape):
+        raise ValueError(f"images are {tuple(images.shape[1:])}; this model takes {tuple(model.image_shape)}")
+    if images.shape[0] < model.n_clusters:
+        raise ValueError(f"need at least {model.n_clusters} images to fit {model.n_clusters} clusters")
+
+
+def pretrain_autoencoder(model, images: torch.Tensor, epochs: int, *, batch_size: int = 256, lr: float = 1e-3,
+                         seed: int = 0, on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train encoder mean and decoder as a deterministic autoencoder (x -> mu -> x, Bernoulli
+    reconstruction on [0, 1] pixels) for `epochs` passes; returns each epoch's mean loss."""
+    _check_images(model, images)
+    g = torch.Generator().manual_seed(seed)
+    params = [p for n, p in model.named_parameters() if not n.startswith("prior_")]
+    opt = torch.optim.Adam(params, lr=lr)
+    model.train()
+    losses = []
+    for epoch in range(int(epochs)):
+        order = torch.randperm(images.shape[0], generator=g)
+        total, count = 0.0, 0
+        for i in range(0, len(order), batch_size):
+            x = _float_batch(images[order[i:i + batch_size]]).to(model.device)
+            mu, _ = model.encode(x)
+            loss = F.binary_cross_entropy_with_logits(model.decode_logits(mu).float(), x,
+                                                      reduction="none").flatten(1).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * x.shape[0]
+            count += x.shape[0]
+        losses.append(total / count)
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1])
+    return losses
+
+
+@torch.no_grad()
+def encode_means(model, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """The mean of q(z|x) for every image, N x D (model left in the mode it was in)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model.encode(_float_batch(images[i:i + batch]).to(model.device))[0].float().cpu()
+                          for i in range(0, images.shape[0], batch)], 0)
+    finally:
+        model.train(was_training)
+
+
+def kmeans_pp(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeds (Arthur & Vassilvitskii 2007): each next centre drawn with probability
+    proportional to the squared distance to the nearest centre chosen so far."""
+    n = x.shape[0]
+    centres = [x[torch.randint(n, (1,), generator=generator)].squeeze(0)]
+    d2 = (x - centres[0]).pow(2).sum(1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / n)
+        c = x[torch.multinomial(p.float(), 1, generator=generator)].squeeze(0)
+        centres.append(c)
+        d2 = torch.minimum(d2, (x - c).pow(2).sum(1))
+    return torch.stack(centres)
+
+
+def kmeans(x: torch.Tensor, k: int, generator: torch.Generator, iters: int = 50) -> torch.Tensor:
+    """Lloyd's k-means from k-means++ seeds; returns the assignment of each point."""
+    centres = kmeans_pp(x, k, generator)
+    assign = torch.cdist(x, centres).argmin(1)
+    for _ in range(iters):
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                centres[j] = members.mean(0)
+        new = torch.cdist(x, centres).argmin(1)
+        if torch.equal(new, assign):
+            break
+        assign = new
+    return assign
+
+
+def _m_step(x: torch.Tensor, resp: torch.Tensor, reg: float):
+    nk = resp.sum(0) + 1e-10                                                 # K
+    means = resp.T @ x / nk[:, None]
+    var = resp.T @ x.pow(2) / nk[:, None] - means.pow(2)
+    return nk / x.shape[0], means, var.clamp_min(0) + reg
+
+
+def _log_joint(x, weights, means, var):
+    """log w_k + log N(x; m_k, diag var_k): N x K."""
+    d2 = (x.pow(2) @ (1 / var).T - 2 * x @ (means / var).T + (means.pow(2) / var).sum(1))
+    return weights.log() - 0.5 * (x.shape[1] * math.log(2 * math.pi) + var.log().sum(1) + d2)
+
+
+def fit_diag_gmm(x: torch.Tensor, k: int, *, iters: int = 300, tol: float = 1e-6, seed: int = 0,
+                 n_init: int = 1, reg: float = 1e-6) -> GMMFit:
+    """A K-component Gaussian mixture with diagonal covariances, fitted to x (N x D) by EM;
+    the best of `n_init` seeded starts by log-likelihood. `reg` is added to every variance."""
+    x = torch.as_tensor(x).detach().double().cpu()
+    if x.dim() != 2 or x.shape[0] < k or k < 1:
+        raise ValueError(f"need an N x D array with N >= k = {k} points")
+    if not torch.isfinite(x).all():
+        raise ValueError("the points hold NaN or infinite values")
+    # variances are floored relative to the data's own scale (sklearn's reg_covar is absolute)
+    reg = reg * float(x.var(0).mean().clamp_min(1e-12))
+    g = torch.Generator().manual_seed(seed)
+    best = None
+    for _ in range(max(1, n_init)):
+        resp = F.one_hot(kmeans(x, k, g), k).double()
+        prev, it = -math.inf, 0
+        for it in range(1, iters + 1):
+            weights, means, var = _m_step(x, resp, reg)
+            lj = _log_joint(x, weights, means, var)
+            ll = torch.logsumexp(lj, 1)
+            resp = (lj - ll[:, None]).exp()
+            cur = float(ll.mean())
+            if abs(cur - prev) < tol:
+                break
+            prev = cur
+        weights, means, var = _m_step(x, resp, reg)
+        cur = float(torch.logsumexp(_log_joint(x, weights, means, var), 1).mean())
+        if best is None or cur > best.log_likelihood:
+            best = GMMFit(weights.float(), means.float(), var.float(), cur, it)
+    return best
+
+
+def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1,
+                        iters: int = 300) -> GMMFit:
+    """Fit a diagonal mixture with the model's K components to the encoder means of `images`
+    and copy its weights, means and variances into the model's prior; returns the fit.
+
+    The encoder's variance head, untouched by pretraining, is reset to a constant tenth of the
+    mean component variance: a q(z|x) wider than the clusters would blur them apart on the first
+    ELBO steps (with the conv body's small codes, into one cluster)."""
+    _check_images(model, images)
+    fit = fit_diag_gmm(encode_means(model, images), model.n_clusters, iters=iters, seed=seed, n_init=n_init)
+    model.set_prior(fit.weights.clamp_min(1e-6), fit.means, fit.variances)
+    head = model.body.to_logvar
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(math.log(0.1 * float(fit.variances.mean())))
+    return fit

@@ -1,0 +1,10 @@
+"""The data-vs-compute study and the "what would more data buy?" study of an upload.
+
+    from aigc.study import run_grid, load_results, study_upload, fit_power_law
+"""
+from aigc.study.grid import DEFAULT_SPEC, Cell, cells, load_results, make_spec, plan, run_grid
+from aigc.study.powerlaw import PowerLawFit, fit_power_law
+from aigc.study.upload import study_upload
+
+__all__ = ["DEFAULT_SPEC", "Cell", "cells", "load_results", "make_spec", "plan", "run_grid",
+           "PowerLawFit", "fit_power_law", "study_upload"]

@@ -1,0 +1,337 @@
+"""The Fine-tune tab's handlers. Every job action is the asker's own: the owner comes from
+demo.common.owner_id (the logged-in user, else an owner token -- the browser's, or one a script
+passes -- else the session), and another owner's job answers like an unknown one."""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from aigc.data.uploads import UploadError, format_report, prepare_image_zip, prepare_text, split_heldout, upload_kind
+from aigc.finetune.jobs import IMAGE_RESOLUTIONS, QUALITY_SERIES, JobError, JobManager
+from aigc.finetune.run import (FINETUNE_KINDS, Base, check_modality, image_fit_problem, image_resolution,
+                               resolve_base, text_block_size)
+from aigc.finetune.store import one_line
+from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
+from demo.common import friendly, owner_id
+from demo.finetune_compare import compare_job
+
+AUTO = "auto"
+SCRATCH = "new:"                 # dropdown values for "train a kind from scratch"
+
+
+def _fmt_eta(s) -> str:
+    if s is None:
+        return "estimating…"
+    s = int(round(s))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class FinetuneHandlers:
+    """The tab's handlers. Who asks comes in as arguments: an owner token (a script's own, or the
+    browser's, copied from gr.BrowserState into a hidden box at page load) and the gr.Request."""
+
+    def __init__(self, registry, manager: JobManager):
+        self.registry = registry
+        self.jobs = manager
+        self.models_changed = None          # the hidden registry-version component (set by the layout)
+
+    @staticmethod
+    def owner(token="", request: gr.Request | None = None) -> str:
+        return owner_id(token.strip() if isinstance(token, str) else None, request)
+
+    # -- choices ----------------------------------------------------------------------------------
+    def base_choices(self) -> list[tuple[str, str]]:
+        from aigc.kinds import KINDS
+        out = [(f"{name} (fine-tune, {e.kind})", name) for name, e in self.registry.entries.items()
+               if getattr(e, "error", None) is None and e.kind in FINETUNE_KINDS]
+        out += [(f"new {k} (train from scratch)", SCRATCH + k) for k in KINDS if k in FINETUNE_KINDS]
+        return out
+
+    def suggest_base(self, file, current):
+        """After an upload: keep a base that suits its kind, else pick one that does -- a new VAE for
+        images (on a CPU it gives recognisable samples soonest; bench/README.md, Fine-tune), the
+        small Shakespeare model for text (the quickest to fine-tune), else any text model."""
+        from aigc.kinds import get_kind
+        try:
+            want = upload_kind(self._file(file))
+        except (ValueError, UploadError):
+            return gr.update()
+        values = [v for _, v in self.base_choices()]
+
+        def modality(v):
+            if v.startswith(SCRATCH):
+                return get_kind(v[len(SCRATCH):]).modality
+            return getattr(self.registry.entries.get(v), "modality", None)
+
+        target = "image" if want == "images" else "text"
+        if current in values and modality(current) == target:
+            return gr.update()
+        prefer = [SCRATCH + "vae"] if target == "image" else ["char-shakespeare-small", "char-shakespeare"]
+        pick = next((v for v in prefer if v in values), None) or next((v for v in values if modality(v) == target), None)
+        return gr.update(value=pick) if pick else gr.update()
+
+    def _base(self, base) -> tuple[str, Base]:
+        """The picker's value -> (value for the job: a kind or a model path, the resolved base)."""
+        from aigc.kinds import KINDS
+        if not isinstance(base, str) or not base:
+            raise ValueError("choose a base model (or a kind to train from scratch)")
+        if base.startswith(SCRATCH) and base[len(SCRATCH):] in KINDS:
+            k = base[len(SCRATCH):]
+            return k, resolve_base(k)
+        e = self.registry.entries.get(base)
+        if e is None or getattr(e, "error", None) or e.kind not in KINDS:
+            raise ValueError(f"unknown base model {base[:60]!r}; pick one from the list")
+        value = str(Path(e.path).resolve())
+        b = resolve_base(value)
+        b.name = base
+        return value, b
+
+    @staticmethod
+    def _file(file) -> Path:
+        if file is None:
+            raise ValueError("upload a .zip of images (one folder per class) or a .txt / .jsonl text file")
+        p = Path(file if isinstance(file, (str, os.PathLike)) else getattr(file, "name", file))
+        if not p.is_file():
+            raise ValueError("the upload is gone; upload it again")
+        return p
+
+    @staticmethod
+    def _resolution(resolution) -> int | None:
+        if resolution in (None, "", AUTO):
+            return None
+        try:
+            r = int(resolution)
+        except (TypeError, ValueError):
+            raise ValueError(f"resolution must be {AUTO} or one of {IMAGE_RESOLUTIONS}") from None
+        if r not in IMAGE_RESOLUTIONS:
+            raise ValueError(f"resolution must be {AUTO} or one of {IMAGE_RESOLUTIONS}")
+        return r
+
+    # -- endpoints --------------------------------------------------------------------------------
+    @friendly
+    def check_upload(self, file, base, resolution):
+        """Check and prepare the upload as the job would (nothing is trained) -> report, preview."""
+        path = self._file(file)
+        _, b = self._base(base)
+        upload = upload_kind(path)
+        try:
+            check_modality(b, upload)
+        except ValueError as e:
+            raise UploadError(str(e).replace("the data must be", "upload")) from None
+        if upload == "images":
+            prep = prepare_image_zip(path, resolution=image_resolution(b, self._resolution(resolution)))
+            text = format_report(prep.report)
+            problem = image_fit_problem(b, prep.data)
+            if problem:
+                text += f"\n\n**Will not fit {b.name}**: {problem}"
+            return "```\n" + text + "\n```", prep.preview
+        block = text_block_size(b)
+        prep = prepare_text(path, block_size=block)
+        note = split_heldout(prep.text, block)[2]
+        return "```\n" + format_report(prep.report) + f"\n  {note}" + "\n```", None
+
+    @friendly
+    def start_job(self, file, base, resolution, steps, minutes, name, token="", request: gr.Request = None):
+        """Queue a job owned by the asker -> (job id, job picker update, status text, usage). The job
+        stops at `steps` or after `minutes` of training, whichever comes first (0 / empty: the
+        server's ceiling)."""
+        path = self._file(file)
+        value, b = self._base(base)
+        try:
+            x = float(steps)
+        except (TypeError, ValueError):
+            raise ValueError("steps must be a whole number") from None
+        steps_i = int(x) if x.is_integer() else -1
+        if isinstance(steps, bool) or not 1 <= steps_i <= FINETUNE_STEPS_MAX:
+            raise ValueError(f"steps must be a whole number from 1 to {FINETUNE_STEPS_MAX:,}")
+        limit = self._minutes(minutes)
+        check_modality(b, upload_kind(path))
+        res = self._resolution(resolution)
+        if name is not None and not isinstance(name, str):
+            raise ValueError("the model name must be text")
+        who = self.owner(token, request)
+        job_id = self.jobs.submit(path, value, steps=steps_i, resolution=res, name=name or None,
+                                  max_minutes=limit, owner=who)
+        s = self.jobs.status(job_id, owner=who)
+        return job_id, gr.update(choices=self._job_choices(who), value=job_id), self._text(s), self._usage(who)
+
+    @staticmethod
+    def _minutes(minutes) -> float | None:
+        """The time-limit box -> minutes, or None for no limit of one's own (0 or empty)."""
+        if minutes is None or (isinstance(minutes, str) and not minutes.strip()):
+            return None
+        try:
+            m = float(minutes)
+        except (TypeError, ValueError):
+            raise ValueError("the time limit must be a number of minutes (0: none)") from None
+        if isinstance(minutes, bool) or not (0 <= m <= FINETUNE_MINUTES_MAX):
+            raise ValueError(f"the time limit must be from 0 (none) to {FINETUNE_MINUTES_MAX:,} minutes")
+        return m or None
+
+    @friendly
+    def job_status(self, job_id, token="", request: gr.Request = None):
+        """-> (status markdown, progress bar html, loss rows, latest preview, quality rows)."""
+        if not job_id:
+            return "_no job yet: check your data, then press Train_", "", None, None, None
+        s = self.jobs.status(job_id, owner=self.owner(token, request))
+        if s["state"] == "done" and s.get("model_path"):
+            self._publish(s["model_path"])
+        import pandas as pd
+        loss = pd.DataFrame(s["loss"], columns=["step", "value", "series"]) if s["loss"] else None
+        quality = pd.DataFrame(s["quality"], columns=["step", "value", "series"]) if s.get("quality") else None
+        return self._text(s), self._bar(s), loss, s["preview"], quality
+
+    def details(self, job_id, token="", request: gr.Request = None) -> str:
+        """The 'details' accordion: a failed job's full error and the preparation report."""
+        try:
+            s = self.jobs.status(job_id, owner=self.owner(token, request)) if job_id else None
+        except JobError:
+            s = None
+        if not s:
+            return ""
+        parts = []
+        if s.get("error"):
+            parts.append("```\n" + str(s["error"])[-3000:] + "\n```")
+        if s.get("report"):
+            parts.append("```\n" + format_report(s["report"]) + "\n```")
+        return "\n\n".join(parts) or "_nothing more to show_"
+
+    def models_version(self) -> int:
+        return int(getattr(self.registry, "version", 0))
+
+    def tick(self, job_id, seen_version, token="", request: gr.Request = None):
+        """The page's poll: the job's status, its details, the owner's usage, and the registry's
+        version when it changed (the hidden counter whose .change refreshes the model pickers)."""
+        try:
+            out = self.job_status(job_id, token, request)
+        except gr.Error as e:
+            out = (html.escape(str(e)), "", None, None, None)
+        v = self.models_version()
+        who = self.owner(token, request)
+        return (*out, self.details(job_id, token, request), self._usage(who),
+                v if v != seen_version else gr.skip())
+
+    def _publish(self, model_path) -> str | None:
+        """A finished job's model into the registry (normally done by the manager's listener
+        already; this covers a job finished by another server process)."""
+        reg = self.registry
+        if not hasattr(reg, "add"):
+            return None
+        return reg.name_for(model_path) or reg.add(model_path)
+
+    def base_update(self, current=None):
+        """The base-model picker's choices again (new user models can be fine-tuned further)."""
+        if hasattr(self.registry, "refresh"):
+            self.registry.refresh()
+        choices = self.base_choices()
+        value = current if current in [c[1] for c in choices] else (choices[0][1] if choices else None)
+        return gr.update(choices=choices, value=value)
+
+    @friendly
+    def compare(self, job_id, seed, prompt, token="", request: gr.Request = None):
+        """Base vs fine-tuned on the same seeds (demo.finetune_compare.compare_job)."""
+        if not job_id:
+            raise ValueError("no job selected")
+        s = self.jobs.status(job_id, owner=self.owner(token, request))
+        if s["state"] != "done" or not s.get("model_path"):
+            raise ValueError(f"job {job_id} is {s['state']}; compare once it is done")
+        name = self._publish(s["model_path"]) or Path(s["model_path"]).name
+        return compare_job(self.registry, s, seed, prompt, name)
+
+    @friendly
+    def cancel_job(self, job_id, token="", request: gr.Request = None):
+        if not job_id:
+            raise ValueError("no job selected")
+        return self._text(self.jobs.cancel(job_id, owner=self.owner(token, request)))
+
+    @friendly
+    def resume_job(self, job_id, token="", request: gr.Request = None):
+        if not job_id:
+            raise ValueError("no job selected")
+        return self._text(self.jobs.resume(job_id, owner=self.owner(token, request)))
+
+    @friendly
+    def share_model(self, job_id, shared, token="", request: gr.Request = None):
+        """Share a done job's model with everyone on this server (or stop sharing it)."""
+        if not job_id:
+            raise ValueError("no job selected")
+        who = self.owner(token, request)
+        s = self.jobs.status(job_id, owner=who)
+        if s["state"] != "done" or not s.get("model_path"):
+            raise ValueError(f"job {job_id} is {s['state']}; share its model once it is done")
+        self.jobs.set_shared(Path(s["model_path"]).name, who, bool(shared))
+        if hasattr(self.registry, "refresh"):
+            self.registry.refresh()
+        name = Path(s["model_path"]).name
+        return f"`{name}` is " + ("shared with everyone on this server" if shared else "visible to you only")
+
+    def restore(self, token, current, request: gr.Request = None):
+        """Page load: the asker's own jobs (from the server) into the picker, newest first."""
+        who = self.owner(token, request)
+        choices = self._job_choices(who)
+        ids = [c[1] for c in choices]
+        value = current if current in ids else (ids[0] if ids else None)
+        return gr.update(choices=choices, value=value), value, self._usage(who)
+
+    # -- shaping ----------------------------------------------------------------------------------
+    def _job_choices(self, owner: str, most: int = 50) -> list[tuple[str, str]]:
+        return [(f"{j['name']} — {j['state']} ({j['id']})", j["id"]) for j in self.jobs.jobs(owner)[:most]]
+
+    def _usage(self, owner: str) -> str:
+        u = self.jobs.usage(owner)
+        disk = f"{u['disk_bytes'] / 2 ** 20:.1f} MB"
+        if u["disk_budget_bytes"]:
+            disk += f" of {u['disk_budget_bytes'] / 2 ** 20:.0f} MB"
+        limit = f"; each job stops by {u['max_job_minutes']:g} minutes" if u.get("max_job_minutes") else ""
+        return (f"your usage: {u['active']} of {u['max_active']} jobs waiting or running, {u['jobs']} jobs in all, "
+                f"{disk} on disk{limit}")
+
+    @staticmethod
+    def _text(s: dict) -> str:
+        lines = [f"**{html.escape(s['name'])}** — {s['state']}"]
+        if s["state"] == "queued" and s.get("position"):
+            lines.append(f"place in the queue: {s['position']}")
+        if s["state"] in ("preparing", "running"):
+            line = f"step {s['step']:,} / {s['total']:,}, about {_fmt_eta(s.get('eta_s'))} left"
+            if s.get("budget_s"):
+                line += (f" (time limit {_fmt_eta(s['budget_s'])}: {_fmt_eta(s.get('elapsed_s') or 0)} used; "
+                         "it stops at whichever of steps and time comes first)")
+            lines.append(line)
+        if s.get("message"):
+            lines.append(html.escape(one_line(s["message"], 300)))
+        if s["state"] == "failed" and s.get("error") and one_line(s["error"]) not in str(s.get("message")):
+            lines.append(html.escape(one_line(s["error"], 300)) + " (see details)")
+        if s["state"] == "done" and s.get("model_path"):
+            where = ("the app's text models" if (s.get("report") or {}).get("kind") == "text"
+                     else "the Image tab's model list")
+            lines.append(f"saved as user model `{Path(s['model_path']).name}` (visible to you only until you share "
+                         f"it): it is in {where} now; open **Compare** below to see it next to its base")
+        q = FinetuneHandlers._quality_text(s)
+        if q:
+            lines.append(q)
+        if s.get("resumable"):
+            lines.append("press Resume to continue" + (f" from step {s['checkpoint_step']:,}" if s.get("checkpoint_step") else ""))
+        return "\n\n".join(lines)
+
+    @staticmethod
+    def _quality_text(s: dict) -> str:
+        last, first = s.get("quality_last") or {}, s.get("quality_first") or {}
+        parts = []
+        for k, v in last.items():
+            label, scale = QUALITY_SERIES[k]
+            txt = f"{label.split(' (')[0]} {v * scale:.3g}"
+            if k in first and first is not last:
+                txt += f" (start {first[k] * scale:.3g})"
+            parts.append(txt)
+        return ("quality: " + ", ".join(parts)) if parts else ""
+
+    @staticmethod
+    def _bar(s: dict) -> str:
+        frac = 1.0 if s["state"] == "done" else (s["step"] / s["total"] if s.get("total") else 0.0)
+        if s["state"] != "done" and s.get("budget_s"):        # a time limit: whichever is further along
+            frac = max(frac, (s.get("elapsed_s") or 0.0) / s["budget_s"])
+        return (f'<progress max="1000" value="{int(1000 * min(max(frac, 0.0), 1.0))}" style="width:100%"></progress>'
+                f"<div>{100 * frac:.0f}%</div>")

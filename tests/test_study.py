@@ -1,0 +1,146 @@
+"""The data-vs-compute study: the grid's bookkeeping (resume, never twice), its summaries and
+answers, the power-law fit on synthetic data, and the upload study end to end on tiny models."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from aigc.study import fit_power_law, load_results, make_spec, plan, run_grid, study_upload
+from aigc.study.summary import answers, summarize
+
+TINY = {"tasks": ["images"], "fractions": [0.01, 0.1], "augment": [True], "steps_multipliers": [1], "seeds": [0, 1],
+        "images": {"base_steps": 2, "batch_size": 16, "tiny": True, "metrics": ["kid_randconv"], "eval_n": 32,
+                   "corner_metrics": []}}
+
+
+# -- the grid ---------------------------------------------------------------------------------------
+def test_tiny_grid_records_every_cell_once_and_resumes(tmp_path, one_thread):
+    events = []
+    res = run_grid(tmp_path, TINY, on_progress=events.append)
+    trained = [e["cell"] for e in events if e["phase"] == "cell"]
+    assert len(trained) == 4 and len(res["runs"]) == 4
+    rows = json.loads((tmp_path / "study.json").read_text())["cells"]
+    assert {(r["fraction"], r["seed"]) for r in rows} == {(0.01, 0), (0.01, 1), (0.1, 0), (0.1, 1)}
+    assert all(set(r) == {"task", "fraction", "augment", "steps_multiplier", "seed", "metric", "value"} for r in rows)
+    assert all(r["metric"] == "kid_randconv" and math.isfinite(r["value"]) for r in rows)
+    assert 590 <= res["runs"]["images-f0.01-aug-x1-s0"]["examples"] <= 610      # 1% of MNIST, ~60 per class
+    # the summary: one group per fraction, mean and standard error over the two seeds
+    groups = [g for g in res["summary"] if g["metric"] == "kid_randconv"]
+    assert [g["n"] for g in groups] == [2, 2] and all(g["sem"] is not None for g in groups)
+    assert any("10x more data" in s for a in res["answers"] for s in a["sentences"])
+    assert res["series"]["images"]["kid_randconv"][0]["x"] == [0.01, 0.1]
+
+    # a finished study trains nothing again
+    events.clear()
+    again = run_grid(tmp_path, TINY, on_progress=events.append)
+    assert not [e for e in events if e["phase"] == "cell"] and again["cells"] == res["cells"]
+
+    # an interrupted cell: trained (checkpoint and model on disk) but its result not yet recorded
+    # (f0.1, s1), and one stopped after its last checkpoint, before its summary (f0.01, s1)
+    study = json.loads((tmp_path / "study.json").read_text())
+    for key in ("images-f0.1-aug-x1-s1", "images-f0.01-aug-x1-s1"):
+        del study["runs"][key]
+    study["cells"] = [r for r in study["cells"] if r["seed"] != 1]
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    state = tmp_path / "cells" / "images-f0.1-aug-x1-s1" / "state.pt"
+    before = state.stat().st_mtime_ns
+    (tmp_path / "cells" / "images-f0.01-aug-x1-s1" / "summary.json").unlink()
+    events.clear()
+    resumed = run_grid(tmp_path, TINY, on_progress=events.append)
+    assert [(e["cell"]["fraction"], e["cell"]["seed"]) for e in events if e["phase"] == "cell"] == [(0.01, 1), (0.1, 1)]
+    assert state.stat().st_mtime_ns == before, "a trained cell is measured, not trained again"
+    assert resumed["runs"]["images-f0.01-aug-x1-s1"]["steps"] == 2, "a resumed cell continues, not restarts"
+    assert resumed["summary"] == res["summary"]
+
+    # another recipe in the same folder is refused; load_results reads what is there
+    with pytest.raises(ValueError, match="another images recipe"):
+        run_grid(tmp_path, {**TINY, "images": {**TINY["images"], "base_steps": 3}})
+    assert load_results(tmp_path)["runs"].keys() == res["runs"].keys()
+
+
+def test_spec_checks_and_plan(tmp_path):
+    with pytest.raises(ValueError, match="fractions"):
+        make_spec({"fractions": [0]})
+    with pytest.raises(ValueError, match="unknown study spec"):
+        make_spec({"fraction": [0.1]})
+    with pytest.raises(ValueError, match="unknown images field"):
+        make_spec({"images": {"steps": 3}})
+    with pytest.raises(ValueError, match="no study.json"):
+        load_results(tmp_path)
+    p = plan()
+    assert p["images"]["cells"] == 3 * 2 * 2 * 3 and p["text"]["cells"] == 3 * 2 * 3
+
+
+def test_answers_are_built_from_the_figures():
+    rows = []
+    for seed, noise in enumerate((0.0, 0.02)):
+        for f, m, aug, v in [(0.01, 1, True, 10.0), (0.1, 1, True, 5.0), (0.01, 4, True, 8.0), (0.1, 4, True, 2.0),
+                             (0.01, 1, False, 12.0), (0.1, 1, False, 5.0), (0.01, 4, False, 9.0), (0.1, 4, False, 2.0)]:
+            rows.append({"task": "images", "fraction": f, "augment": aug, "steps_multiplier": m, "seed": seed,
+                         "metric": "domain_fd", "value": v + noise})
+    res = answers(summarize(rows), {"images": "domain_fd"})
+    text = {a["key"]: " ".join(a["sentences"]) for a in res}
+    assert "10x more data (1% -> 10%) took domain_fd from 10.01 ± 0.01 to 5.01 ± 0.01 (-50%, better" in text["more_data"]
+    assert "4x the steps (1x -> 4x)" in text["more_compute"]
+    assert "augmentation was clearly worth it at 1% at 1x, 1% at 4x" in text["augmentation"]
+    assert "more data was worth more" in text["crossing"]
+
+
+# -- the power law ----------------------------------------------------------------------------------
+def test_power_law_recovers_a_known_exponent():
+    rng = np.random.default_rng(0)
+    n = np.array([100, 200, 400, 800, 1600, 3200, 6400])
+    y = 3.0 * n ** -0.5 * np.exp(rng.normal(0, 0.02, len(n)))
+    fit = fit_power_law(n, y, bootstrap=200)
+    assert abs(fit.b - 0.5) < 3 * fit.b_err and fit.b_err < 0.05
+    assert fit.b_ci[0] < 0.5 < fit.b_ci[1]
+    assert fit.ratio(2.0) == pytest.approx(2 ** -fit.b)
+    # with a floor: y = 2 n^-0.7 + 0.05
+    y2 = 2.0 * n ** -0.7 + 0.05
+    fit2 = fit_power_law(n, y2, offset=True)
+    assert fit2.b == pytest.approx(0.7, abs=0.05) and fit2.c == pytest.approx(0.05, abs=0.01)
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law([1, 2, 3], [0.1, -0.1, 0.2])
+    with pytest.raises(ValueError, match="two or more different"):
+        fit_power_law([5, 5], [1.0, 2.0])
+
+
+# -- the upload study -------------------------------------------------------------------------------
+def _zip(tmp_path):
+    from test_uploads import good_members, make_zip
+    return make_zip(tmp_path / "good.zip", good_members(48))
+
+
+def test_upload_study_end_to_end_on_tiny_images(tmp_path, one_thread):
+    p = _zip(tmp_path)
+    out = tmp_path / "study"
+    res = study_upload(p, "dcgan", minutes=1, out=out, tiny=True, max_steps=3, batch_size=8, eval_n=32,
+                       resolution=32)
+    assert res["fractions"] == [0.25, 0.5, 1.0] and res["examples"][-1] == 38      # 10 of 48 held out
+    assert res["metric"] == "kid_randconv" and len(res["values"]) == 3 and res["steps"] == 3
+    for k in ("exponent", "prediction_2x_data", "measured_2x_steps"):
+        assert math.isfinite(res[k])
+    assert res["duplicates_removed"] == 0 and len(res["copy_rates"]) == 3
+    assert "doubling the images is predicted to" in res["recommendation"]
+    assert json.loads((out / "study_upload.json").read_text())["recommendation"] == res["recommendation"]
+    with pytest.raises(ValueError, match="already holds a data study"):
+        study_upload(p, "dcgan", minutes=1, out=out, tiny=True)
+
+
+def test_upload_study_text_and_refusals(tmp_path, one_thread):
+    txt = tmp_path / "story.txt"
+    txt.write_text("Once upon a time there was a small model that learned to write. " * 40, encoding="utf-8")
+    res = study_upload(txt, "char-lm", minutes=1, tiny=True, max_steps=3, batch_size=4, eval_n=16)
+    assert res["metric"] == "nats_per_char" and all(v > 0 for v in res["values"])
+    assert "doubling the text" in res["recommendation"]
+    with pytest.raises(ValueError, match=r"too small for a data study of this upload: it needs at least [\d.]+ minutes"):
+        study_upload(txt, "char-lm", minutes=0.001, tiny=True, batch_size=4)
+    with pytest.raises(ValueError, match="time budget"):
+        study_upload(txt, "char-lm", minutes=0, tiny=True)
+    short = tmp_path / "short.txt"
+    short.write_text("Once upon a time there was a small model. " * 6, encoding="utf-8")
+    with pytest.raises(ValueError, match="too small for a data study|no held-out slice|is too short"):
+        study_upload(short, "char-lm", minutes=1, tiny=True)
