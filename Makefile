@@ -21,10 +21,10 @@ test-setup: $(VENV)/.test-installed
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing Debian chromium for the browser tests"; \
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then \
+	  echo "installing Debian chromium and a CJK font for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; \
 	fi
 	@touch $@
 

@@ -40,12 +40,13 @@ def create(weights: str | Path = ROOT / "weights", warm: bool = True, background
     $AIGC_USER_MODELS, else user_models/ beside the weights folder). `jobs_options`: the fine-tune
     job manager's quotas (aigc.finetune.jobs.JobManager keywords)."""
     from demo import ModelRegistry, build_demo
+    from demo.data_tab import build_data_tab
     from demo.finetune_tab import build_finetune_tab
     from demo.models import default_user_models
     from demo.text_tab import build_text_tab
 
     finetune_tab = functools.partial(build_finetune_tab, jobs_options=jobs_options) if jobs_options else build_finetune_tab
-    kwargs.setdefault("extra_tabs", {"Text": build_text_tab, "Fine-tune": finetune_tab})
+    kwargs.setdefault("extra_tabs", {"Text": build_text_tab, "Fine-tune": finetune_tab, "Data": build_data_tab})
     if not background:
         configure_runtime(threads)
     registry = ModelRegistry(weights, background=background, on_load=lambda: configure_runtime(threads),

@@ -9,6 +9,7 @@ from aigc import fileio
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = REPO_ROOT / "weights"
 DATA_DIR = REPO_ROOT / "data"
+STUDY_DIR = REPO_ROOT / "bench" / "study"      # the shipped data-vs-compute study (study.json)
 
 KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
                "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")

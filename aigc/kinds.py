@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from aigc.models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VAE, VAEConfig
+from aigc.models import DCGAN, DCGANConfig, SeedGAN, SeedGANConfig, VaDE, VaDEConfig, VAE, VAEConfig
 from aigc.configs.charlm import PRESETS as CHARLM_PRESETS
+from aigc.configs.vade import PRESETS as VADE_PRESETS
 from aigc.models.charlm import CharLM, CharLMConfig
 from aigc.models.textvae import TextVAE, TextVAEConfig
 
@@ -34,6 +35,8 @@ def register(name, model_cls, config_cls, modality="image", tiny=None, presets=N
 
 
 register("vae", VAE, VAEConfig, objective="vae", tiny={"width": 8, "hidden": 32, "latent_dim": 4})
+register("vade", VaDE, VaDEConfig, objective="vade", presets=VADE_PRESETS,
+         tiny={"arch": "mlp", "mlp_hidden": [32, 16], "latent_dim": 3, "n_clusters": 3})
 register("dcgan", DCGAN, DCGANConfig, objective="dcgan", tiny={"ngf": 8, "ndf": 8, "latent_dim": 8, "embed_dim": 4})
 register("seed-gan", SeedGAN, SeedGANConfig, objective="seed-gan",
          tiny={"g_hidden": 16, "d_hidden": 16, "latent_dim": 8})

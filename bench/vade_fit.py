@@ -26,7 +26,7 @@ from aigc.configs.vade import PRESETS, RECIPES
 from aigc.data.images import load_dataset
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.models.vade_init import init_prior_from_gmm, pretrain_autoencoder
+from aigc.train.vade_init import init_prior_from_gmm, pretrain_autoencoder
 
 
 def as_tensor(data) -> torch.Tensor:

@@ -10,7 +10,7 @@ from typing import Callable
 import gradio as gr
 
 from demo.image_handlers import Studio, new_state
-from demo.image_tab import QUIET, layout_image_tab, wire_image_picker, wire_image_tab
+from demo.image_tab import QUIET, layout_image_tab, sample_grid, wire_image_picker, wire_image_tab
 from demo.models import ModelRegistry
 from demo.models_tab import build_models_tab, wire_models_tab
 
@@ -19,6 +19,14 @@ CSS = """
 #gallery img, #strip img { image-rendering: pixelated; }
 .aigc-small { font-size: 0.9em; opacity: 0.85; }
 .aigc-dim input[type=number] { width: 4.2em; }
+.gradio-container, .gradio-container textarea, .gradio-container input, .gradio-container .prose,
+.gradio-container table, .gradio-container button {
+  font-family: var(--font), "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
+               sans-serif !important; }
+#gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 128px)) !important;
+                           grid-template-rows: none !important; grid-auto-rows: auto !important; }
+#gallery .grid-wrap { max-height: none !important; min-height: 0 !important; overflow-y: visible !important; }
+#gallery .thumbnail-item { aspect-ratio: 1 / 1; min-width: 0; }
 """
 PLACEHOLDER_TABS = {
     "Text": "Text generation comes with its own issue.",
@@ -37,20 +45,22 @@ def _extra_tabs(registry: ModelRegistry, extra_tabs: dict | None) -> list:
     return built
 
 
-def _share_owner_token(demo: gr.Blocks, built: list, image, owner_states: list) -> None:
+def _share_owner_token(demo: gr.Blocks, built: list, image, owner_states: list):
     """A tab may offer the browser's owner token (`owner_token`, a gr.BrowserState); every tab's
-    handlers then answer for that owner (the Image tab keeps it in its session state)."""
+    handlers then answer for that owner (the Image tab keeps it in its session state).
+    -> the event after which the Image tab's state holds the token (None: no token)."""
     token = next((b.owner_token for b in built if getattr(b, "owner_token", None) is not None), None)
     if token is None:
-        return
+        return None
 
     def into_image_state(tok, state):
         return {**(state or new_state()), "owner_token": tok}, -1     # -1: the picker reads again
 
-    gr.on([demo.load, token.change], into_image_state, [token, image.state], [image.state, image.models_seen],
-          **QUIET)
+    demo.load(into_image_state, [token, image.state], [image.state, image.models_seen], **QUIET)
+    with_token = token.change(into_image_state, [token, image.state], [image.state, image.models_seen], **QUIET)
     for st in owner_states:
         gr.on([demo.load, token.change], lambda tok: tok, [token], [st], **QUIET)
+    return with_token
 
 
 def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, fast_edit: bool = True,
@@ -86,7 +96,11 @@ def build_demo(registry: ModelRegistry, *, tmp_dir=None, queue_size: int = 64, f
                 gr.on(refresh_on, fn, inputs, outputs, **QUIET)
         owner_states = [models.owner_state] + [b.owner_state for b in built
                                                if getattr(b, "owner_state", None) is not None]
-        _share_owner_token(demo, built, image, owner_states)
+        with_token = _share_owner_token(demo, built, image, owner_states)
+        # the first screen: a grid of the default model, once the state knows whose page it is
+        if with_token is None:
+            with_token = demo.load(lambda: None, None, None, **QUIET)
+        sample_grid(image, studio, with_token)
     demo.queue(max_size=queue_size, default_concurrency_limit=2)
     demo.studio = studio          # for tests and tools; not used by the handlers
     return demo

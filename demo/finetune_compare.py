@@ -9,6 +9,37 @@ from aigc.limits import SEED_MAX, check_int
 COMPARE_N = 16                   # images per compared grid (4 x 4)
 COMPARE_CHARS = 300              # characters each text model writes in the comparison
 COMPARE_TEMPERATURE = 0.8
+# the names a job's measurements go by (stats keys, metrics.json keys), first found wins
+HELDOUT_KEYS = ("heldout_nats_per_char", "nats_per_char")
+COPY_KEYS = ("text_copy_rate", "copy_rate")
+
+
+def _first(d: dict, keys) -> float | None:
+    for k in keys:
+        v = (d or {}).get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def score_table(s: dict) -> str:
+    """The held-out score and the copy rate of the base (the job's first measurement) and of the
+    fine-tuned model (its last, else its metrics.json), side by side; '' when nothing was measured."""
+    from demo.model_entry import read_json
+    first, last = s.get("quality_first") or {}, dict(s.get("quality_last") or {})
+    if s.get("model_path"):
+        saved = read_json(Path(s["model_path"]) / "metrics.json")
+        last = {**(saved if isinstance(saved, dict) else {}), **last}
+    rows = []
+    for label, keys, fmt in (("held-out cross-entropy, nats/char (lower is better)", HELDOUT_KEYS, "{:.3f}"),
+                             ("copy rate: generated 12-character spans found in the upload", COPY_KEYS, "{:.1%}")):
+        b, t = _first(first, keys), _first(last, keys)
+        if b is None and t is None:
+            continue
+        rows.append(f"| {label} | {'—' if b is None else fmt.format(b)} | {'—' if t is None else fmt.format(t)} |")
+    if not rows:
+        return ""
+    return "\n".join(["| measured on your text | base | fine-tuned |", "|---|---|---|", *rows])
 
 
 def compare_job(registry, s: dict, seed, prompt, name: str):
@@ -41,7 +72,7 @@ def compare_job(registry, s: dict, seed, prompt, name: str):
         t_text = tuned.generate(prompt, COMPARE_CHARS, **kw).text
         b_text = base.generate(prompt, COMPARE_CHARS, **kw).text if base is not None else ""
         info = f"the same prompt, seed {seed}, temperature {COMPARE_TEMPERATURE}, {COMPARE_CHARS} characters" + pair
-        return None, None, b_text, t_text, "\n\n".join(x for x in (note, info) if x)
+        return None, None, b_text, t_text, "\n\n".join(x for x in (note, info, score_table(s)) if x)
     res = int(tuned.model.image_shape[-1])
     scale = max(1, 112 // res)
     t_img = tuned(COMPARE_N, seed).grid(nrow=4, scale=scale)

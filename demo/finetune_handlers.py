@@ -10,33 +10,30 @@ from pathlib import Path
 import gradio as gr
 
 from aigc.data.uploads import UploadError, format_report, prepare_image_zip, prepare_text, split_heldout, upload_kind
-from aigc.finetune.jobs import IMAGE_RESOLUTIONS, QUALITY_SERIES, JobError, JobManager
+from aigc.finetune.jobs import IMAGE_RESOLUTIONS, JobError, JobManager
 from aigc.finetune.run import (FINETUNE_KINDS, Base, check_modality, image_fit_problem, image_resolution,
                                resolve_base, text_block_size)
-from aigc.finetune.store import one_line
 from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 from demo.common import friendly, owner_id
 from demo.finetune_compare import compare_job
+from demo.finetune_study import Studies
+from demo.finetune_view import (can_cancel, job_label, loss_rows, progress_bar, quality_rows, quality_text,
+                                sample_caption, sample_text, status_text)
+from demo.upload_groups import upload_groups
 
 AUTO = "auto"
 SCRATCH = "new:"                 # dropdown values for "train a kind from scratch"
-
-
-def _fmt_eta(s) -> str:
-    if s is None:
-        return "estimating…"
-    s = int(round(s))
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 class FinetuneHandlers:
     """The tab's handlers. Who asks comes in as arguments: an owner token (a script's own, or the
     browser's, copied from gr.BrowserState into a hidden box at page load) and the gr.Request."""
 
-    def __init__(self, registry, manager: JobManager):
+    def __init__(self, registry, manager: JobManager, study_run=None):
         self.registry = registry
         self.jobs = manager
         self.models_changed = None          # the hidden registry-version component (set by the layout)
+        self.studies = Studies(manager.root, study_run)
 
     @staticmethod
     def owner(token="", request: gr.Request | None = None) -> str:
@@ -112,8 +109,10 @@ class FinetuneHandlers:
 
     # -- endpoints --------------------------------------------------------------------------------
     @friendly
-    def check_upload(self, file, base, resolution):
-        """Check and prepare the upload as the job would (nothing is trained) -> report, preview."""
+    def check_upload(self, file, base, resolution, token="", request: gr.Request = None):
+        """Check and prepare the upload as the job would (nothing is trained) -> report, preview.
+        Pictures without class folders are grouped by a VaDE base the asker may use (the report
+        then shows the groups, a few pictures of each and the misfits)."""
         path = self._file(file)
         _, b = self._base(base)
         upload = upload_kind(path)
@@ -123,11 +122,14 @@ class FinetuneHandlers:
             raise UploadError(str(e).replace("the data must be", "upload")) from None
         if upload == "images":
             prep = prepare_image_zip(path, resolution=image_resolution(b, self._resolution(resolution)))
-            text = format_report(prep.report)
+            groups, rows = upload_groups(self.registry, prep.data, self.owner(token, request),
+                                         (b.config or {}).get("dataset"))
+            report = {**prep.report, "groups": groups} if groups else prep.report
+            text = format_report(report)
             problem = image_fit_problem(b, prep.data)
             if problem:
                 text += f"\n\n**Will not fit {b.name}**: {problem}"
-            return "```\n" + text + "\n```", prep.preview
+            return "```\n" + text + "\n```" + (f"\n\n{rows}" if rows else ""), prep.preview
         block = text_block_size(b)
         prep = prepare_text(path, block_size=block)
         note = split_heldout(prep.text, block)[2]
@@ -172,17 +174,32 @@ class FinetuneHandlers:
         return m or None
 
     @friendly
-    def job_status(self, job_id, token="", request: gr.Request = None):
-        """-> (status markdown, progress bar html, loss rows, latest preview, quality rows)."""
+    def job_status(self, job_id, token="", smooth=False, log_y=False, request: gr.Request = None):
+        """-> (status markdown, progress bar html, loss rows, latest preview, quality rows).
+        `smooth`: the loss as a moving average; `log_y`: its log10 (series that reach 0 left out)."""
         if not job_id:
             return "_no job yet: check your data, then press Train_", "", None, None, None
         s = self.jobs.status(job_id, owner=self.owner(token, request))
         if s["state"] == "done" and s.get("model_path"):
             self._publish(s["model_path"])
         import pandas as pd
-        loss = pd.DataFrame(s["loss"], columns=["step", "value", "series"]) if s["loss"] else None
-        quality = pd.DataFrame(s["quality"], columns=["step", "value", "series"]) if s.get("quality") else None
+        rows, _ = loss_rows(s["loss"], bool(smooth), bool(log_y))
+        loss = pd.DataFrame(rows, columns=["step", "value", "series"]) if rows else None
+        q = quality_rows(s.get("quality"))
+        quality = pd.DataFrame(q, columns=["step", "value", "series"]) if q else None
         return self._text(s), self._bar(s), loss, s["preview"], quality
+
+    def job_panel(self, job_id, token="", request: gr.Request = None):
+        """-> (Cancel button update: usable only while the job can be cancelled, the latest sample
+        text of a text job)."""
+        try:
+            s = self.jobs.status(job_id, owner=self.owner(token, request)) if job_id else None
+        except JobError:
+            s = None
+        text = sample_text(self.jobs.root / job_id / "run") if s else ""
+        caption = sample_caption(self.jobs.root / job_id / "run") if text else "latest sample text"
+        return (gr.update(interactive=can_cancel(s)),
+                gr.update(value=text, visible=bool(text), label=caption))
 
     def details(self, job_id, token="", request: gr.Request = None) -> str:
         """The 'details' accordion: a failed job's full error and the preparation report."""
@@ -202,17 +219,45 @@ class FinetuneHandlers:
     def models_version(self) -> int:
         return int(getattr(self.registry, "version", 0))
 
-    def tick(self, job_id, seen_version, token="", request: gr.Request = None):
-        """The page's poll: the job's status, its details, the owner's usage, and the registry's
-        version when it changed (the hidden counter whose .change refreshes the model pickers)."""
+    def tick(self, job_id, seen_version, token="", seen_jobs="", smooth=False, log_y=False,
+             request: gr.Request = None):
+        """The page's poll: the job's status, its details, the owner's usage, the registry's
+        version when it changed (the hidden counter whose .change refreshes the model pickers),
+        the job list when a job's state changed since `seen_jobs`, Cancel and the sample text."""
         try:
-            out = self.job_status(job_id, token, request)
+            out = self.job_status(job_id, token, smooth, log_y, request)
         except gr.Error as e:
             out = (html.escape(str(e)), "", None, None, None)
         v = self.models_version()
         who = self.owner(token, request)
+        choices = self._job_choices(who)
+        seen = "\n".join(c[0] for c in choices)
+        picker = gr.update(choices=choices) if seen != seen_jobs else gr.skip()
         return (*out, self.details(job_id, token, request), self._usage(who),
-                v if v != seen_version else gr.skip())
+                v if v != seen_version else gr.skip(), picker, seen, *self.job_panel(job_id, token, request))
+
+    @friendly
+    def start_study(self, file, base, minutes, token="", request: gr.Request = None) -> str:
+        """"What would more data buy?": short runs on 25/50/100% of the upload in the background."""
+        path = self._file(file)
+        value, _ = self._base(base)
+        who = self.owner(token, request)
+        if not self.jobs.anonymous_jobs and not who.startswith("user:"):
+            raise ValueError("this server runs data studies for logged-in users only")
+        m = self._minutes(minutes)
+        if m is None:
+            raise ValueError("the data study needs a time budget in minutes (more than 0)")
+        cap = self.jobs.max_job_minutes
+        if cap and m > cap:
+            raise ValueError(f"the data study's time budget is at most {cap:g} minutes on this server")
+        self.studies.start(who, path, value, m)
+        return "data study started: it trains in the background; the answer appears here"
+
+    def study_view(self, token="", request: gr.Request = None):
+        """The page's poll of the owner's data study -> (text, plot rows)."""
+        import pandas as pd
+        text, rows, _ = self.studies.view(self.owner(token, request))
+        return text, (pd.DataFrame(rows, columns=["examples", "value", "series"]) if rows else None)
 
     def _publish(self, model_path) -> str | None:
         """A finished job's model into the registry (normally done by the manager's listener
@@ -278,7 +323,7 @@ class FinetuneHandlers:
 
     # -- shaping ----------------------------------------------------------------------------------
     def _job_choices(self, owner: str, most: int = 50) -> list[tuple[str, str]]:
-        return [(f"{j['name']} — {j['state']} ({j['id']})", j["id"]) for j in self.jobs.jobs(owner)[:most]]
+        return [(job_label(j), j["id"]) for j in self.jobs.jobs(owner)[:most]]
 
     def _usage(self, owner: str) -> str:
         u = self.jobs.usage(owner)
@@ -289,49 +334,6 @@ class FinetuneHandlers:
         return (f"your usage: {u['active']} of {u['max_active']} jobs waiting or running, {u['jobs']} jobs in all, "
                 f"{disk} on disk{limit}")
 
-    @staticmethod
-    def _text(s: dict) -> str:
-        lines = [f"**{html.escape(s['name'])}** — {s['state']}"]
-        if s["state"] == "queued" and s.get("position"):
-            lines.append(f"place in the queue: {s['position']}")
-        if s["state"] in ("preparing", "running"):
-            line = f"step {s['step']:,} / {s['total']:,}, about {_fmt_eta(s.get('eta_s'))} left"
-            if s.get("budget_s"):
-                line += (f" (time limit {_fmt_eta(s['budget_s'])}: {_fmt_eta(s.get('elapsed_s') or 0)} used; "
-                         "it stops at whichever of steps and time comes first)")
-            lines.append(line)
-        if s.get("message"):
-            lines.append(html.escape(one_line(s["message"], 300)))
-        if s["state"] == "failed" and s.get("error") and one_line(s["error"]) not in str(s.get("message")):
-            lines.append(html.escape(one_line(s["error"], 300)) + " (see details)")
-        if s["state"] == "done" and s.get("model_path"):
-            where = ("the app's text models" if (s.get("report") or {}).get("kind") == "text"
-                     else "the Image tab's model list")
-            lines.append(f"saved as user model `{Path(s['model_path']).name}` (visible to you only until you share "
-                         f"it): it is in {where} now; open **Compare** below to see it next to its base")
-        q = FinetuneHandlers._quality_text(s)
-        if q:
-            lines.append(q)
-        if s.get("resumable"):
-            lines.append("press Resume to continue" + (f" from step {s['checkpoint_step']:,}" if s.get("checkpoint_step") else ""))
-        return "\n\n".join(lines)
-
-    @staticmethod
-    def _quality_text(s: dict) -> str:
-        last, first = s.get("quality_last") or {}, s.get("quality_first") or {}
-        parts = []
-        for k, v in last.items():
-            label, scale = QUALITY_SERIES[k]
-            txt = f"{label.split(' (')[0]} {v * scale:.3g}"
-            if k in first and first is not last:
-                txt += f" (start {first[k] * scale:.3g})"
-            parts.append(txt)
-        return ("quality: " + ", ".join(parts)) if parts else ""
-
-    @staticmethod
-    def _bar(s: dict) -> str:
-        frac = 1.0 if s["state"] == "done" else (s["step"] / s["total"] if s.get("total") else 0.0)
-        if s["state"] != "done" and s.get("budget_s"):        # a time limit: whichever is further along
-            frac = max(frac, (s.get("elapsed_s") or 0.0) / s["budget_s"])
-        return (f'<progress max="1000" value="{int(1000 * min(max(frac, 0.0), 1.0))}" style="width:100%"></progress>'
-                f"<div>{100 * frac:.0f}%</div>")
+    _text = staticmethod(status_text)
+    _quality_text = staticmethod(quality_text)
+    _bar = staticmethod(progress_bar)

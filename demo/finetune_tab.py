@@ -37,6 +37,7 @@ from aigc.finetune.jobs import IMAGE_RESOLUTIONS, JobManager
 from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX, SEED_MAX
 from demo.finetune_compare import COMPARE_CHARS, COMPARE_N, COMPARE_TEMPERATURE  # noqa: F401 - re-exported
 from demo.finetune_handlers import AUTO, SCRATCH, FinetuneHandlers  # noqa: F401 - re-exported
+from demo.models_tab import QUIET
 
 POLL_S = 2.0
 QUALITY_HELP = (
@@ -94,13 +95,21 @@ def _layout_form(h: FinetuneHandlers) -> dict:
     c["base"] = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="base model", elem_id="ft-base")
     with gr.Row():
         c["resolution"] = gr.Dropdown([AUTO, *map(str, IMAGE_RESOLUTIONS)], value=AUTO, label="resolution (images)")
-        c["steps"] = gr.Number(500, precision=0, minimum=1, maximum=FINETUNE_STEPS_MAX, label="steps")
-        c["minutes"] = gr.Number(0, minimum=0, maximum=FINETUNE_MINUTES_MAX, label="time limit, minutes (0: none)",
-                                 info="stops at whichever of steps and time comes first")
-    c["name"] = gr.Textbox("", label="name of the new model", placeholder="my-model", max_length=48)
+        c["steps"] = gr.Number(500, precision=0, label="steps", info=f"1 to {FINETUNE_STEPS_MAX:,}")
+        c["minutes"] = gr.Number(0, label="time limit, minutes (0: none)",
+                                 info=f"stops at whichever of steps and time comes first (at most {FINETUNE_MINUTES_MAX:,})")
+    c["name"] = gr.Textbox("", label="name of the new model", placeholder="my-model", max_length=48,
+                           elem_id="ft-name", info="empty: a name from the upload; cleared after each job")
     with gr.Row():
         c["check_btn"] = gr.Button("Check data")
-        c["train_btn"] = gr.Button("Train", variant="primary")
+        c["train_btn"] = gr.Button("Train", variant="primary", elem_id="ft-train")
+        c["study_btn"] = gr.Button("Data study", elem_id="ft-study")
+        c["study_minutes"] = gr.Number(5, label="study budget, minutes", elem_id="ft-study-minutes",
+                                       info="what would more data buy? short runs on 25/50/100% of the upload")
+    c["study_info"] = gr.Markdown(elem_id="ft-study-info")
+    c["study_plot"] = gr.LinePlot(x="examples", y="value", color="series", height=220, elem_id="ft-study-plot",
+                                  label="data study: held-out quality against training examples (lower is better)",
+                                  x_title="training examples", y_title="metric")
     c["report"] = gr.Markdown()
     c["data_preview"] = gr.Image(label="prepared data (a sample)", type="pil", interactive=False)
     return c
@@ -108,7 +117,7 @@ def _layout_form(h: FinetuneHandlers) -> dict:
 
 def _layout_job(c: dict) -> None:
     with gr.Row():
-        c["pick"] = gr.Dropdown([], label="your jobs", interactive=True, scale=2)
+        c["pick"] = gr.Dropdown([], label="your jobs", interactive=True, scale=2, elem_id="ft-pick")
         c["job_id"] = gr.Textbox(label="job id", interactive=False, scale=1)
     c["usage"] = gr.Markdown(elem_classes="aigc-small", elem_id="ft-usage")
     c["status"] = gr.Markdown("_no job yet: check your data, then press Train_")
@@ -116,16 +125,21 @@ def _layout_job(c: dict) -> None:
     with gr.Accordion("details", open=False):
         c["details"] = gr.Markdown(elem_id="ft-details")
     with gr.Row():
-        c["cancel_btn"] = gr.Button("Cancel", variant="stop")
+        c["cancel_btn"] = gr.Button("Cancel", variant="stop", interactive=False, elem_id="ft-cancel")
         c["resume_btn"] = gr.Button("Resume")
     with gr.Row():
         c["shared"] = gr.Checkbox(False, label="share the finished model with everyone on this server")
         c["share_btn"] = gr.Button("Apply sharing")
     c["share_info"] = gr.Markdown()
+    c["sample_text"] = gr.Textbox(label="latest sample text", lines=6, interactive=False, visible=False,
+                                  elem_id="ft-sample-text")
     with gr.Row():
-        c["loss"] = gr.LinePlot(x="step", y="value", color="series", label="loss", height=240)
-        c["quality"] = gr.LinePlot(x="step", y="value", color="series", height=240,
-                                   label="quality over time (see below)", elem_id="ft-quality")
+        c["smooth"] = gr.Checkbox(False, label="smooth the loss", elem_id="ft-smooth")
+        c["log_y"] = gr.Checkbox(False, label="log scale (log10 of the loss)", elem_id="ft-log")
+    # one plot a row: the legend (drawn below the plot) gets the whole width and is never cut
+    c["loss"] = gr.LinePlot(x="step", y="value", color="series", label="loss", height=260, elem_id="ft-loss")
+    c["quality"] = gr.LinePlot(x="step", y="value", color="series", height=260,
+                               label="quality over time (see below)", elem_id="ft-quality")
     c["preview"] = gr.Image(label="latest samples", type="filepath", interactive=False)
     gr.Markdown(QUALITY_HELP, elem_classes="aigc-small")
 
@@ -136,7 +150,7 @@ def _layout_compare(c: dict) -> None:
                     "classes; text: the same prompt and seed). A model trained from scratch is shown alone.",
                     elem_classes="aigc-small")
         with gr.Row():
-            c["cmp_seed"] = gr.Number(0, label="seed", precision=0, minimum=0, maximum=SEED_MAX, scale=1)
+            c["cmp_seed"] = gr.Number(0, label="seed", precision=0, scale=1, info=f"0 to {SEED_MAX:,}")
             c["cmp_prompt"] = gr.Textbox("", label="prompt (text models; empty: start from nothing)", scale=3,
                                          max_length=2000)
             c["cmp_btn"] = gr.Button("Compare", variant="primary", scale=1)
@@ -154,15 +168,24 @@ def _wire(h: FinetuneHandlers, c: dict, token, mine, version) -> None:
     from `mine`, the browser's owner token (gr.BrowserState, part of no API endpoint)."""
     who = [token]
     status_out = [c["status"], c["bar"], c["loss"], c["preview"], c["quality"]]
-    c["check_btn"].click(h.check_upload, [c["upload"], c["base"], c["resolution"]], [c["report"], c["data_preview"]],
-                         api_name="check_upload", concurrency_id="finetune-check", concurrency_limit=1)
+    c["check_btn"].click(h.check_upload, [c["upload"], c["base"], c["resolution"], token], [c["report"], c["data_preview"]],
+                         api_name="check_upload", concurrency_id="finetune-check", concurrency_limit=2)
     c["train_btn"].click(h.start_job, [c["upload"], c["base"], c["resolution"], c["steps"], c["minutes"], c["name"],
-                                       *who], [c["job_id"], c["pick"], c["status"], c["usage"]], api_name="start_job")
+                                       *who], [c["job_id"], c["pick"], c["status"], c["usage"]], api_name="start_job"
+                         ).success(lambda: "", None, [c["name"]], **QUIET)     # the next job names itself anew
     c["pick"].input(lambda j: j, [c["pick"]], [c["job_id"]], api_visibility="private", queue=False)
-    c["job_id"].change(h.job_status, [c["job_id"], *who], status_out, api_name="job_status", queue=False)
+    view = [c["smooth"], c["log_y"]]
+    c["job_id"].change(h.job_status, [c["job_id"], *who, *view], status_out, api_name="job_status", queue=False)
     c["job_id"].change(h.details, [c["job_id"], token], [c["details"]], api_visibility="private", queue=False)
-    gr.Timer(POLL_S).tick(h.tick, [c["job_id"], version, token], [*status_out, c["details"], c["usage"], version],
-                          api_visibility="private", queue=False, show_progress="hidden")
+    c["job_id"].change(h.job_panel, [c["job_id"], token], [c["cancel_btn"], c["sample_text"]], **QUIET)
+    gr.on([c["smooth"].change, c["log_y"].change], h.job_status, [c["job_id"], token, *view], status_out, **QUIET)
+    seen_jobs = gr.State("")
+    gr.Timer(POLL_S).tick(h.tick, [c["job_id"], version, token, seen_jobs, *view],
+                          [*status_out, c["details"], c["usage"], version, c["pick"], seen_jobs, c["cancel_btn"],
+                           c["sample_text"]], **QUIET)
+    c["study_btn"].click(h.start_study, [c["upload"], c["base"], c["study_minutes"], *who], [c["study_info"]],
+                         api_name="start_study", concurrency_id="finetune-check", concurrency_limit=1)
+    gr.Timer(POLL_S).tick(h.study_view, [token], [c["study_info"], c["study_plot"]], **QUIET)
     version.change(h.base_update, [c["base"]], [c["base"]], api_visibility="private", queue=False,
                    show_progress="hidden")
     c["cmp_btn"].click(h.compare, [c["job_id"], c["cmp_seed"], c["cmp_prompt"], *who],
@@ -184,14 +207,15 @@ def _wire(h: FinetuneHandlers, c: dict, token, mine, version) -> None:
             queue=False)
 
 
-def build_finetune_tab(registry, manager: JobManager | None = None, *, jobs_options: dict | None = None
-                       ) -> FinetuneHandlers:
+def build_finetune_tab(registry, manager: JobManager | None = None, *, jobs_options: dict | None = None,
+                       study_run=None) -> FinetuneHandlers:
     """Lay out the tab (inside the caller's gr.Tab) and wire its events; returns the handlers.
-    `jobs_options`: the JobManager's quotas when this call creates it (app.py's flags)."""
+    `jobs_options`: the JobManager's quotas when this call creates it (app.py's flags).
+    `study_run`: what the Data study button runs (default aigc.study.study_upload)."""
     jobs = manager or _default_manager(registry, jobs_options)
     if hasattr(registry, "add"):
         jobs.on_publish(registry.add)          # a finished model joins the running app at once
-    h = FinetuneHandlers(registry, jobs)
+    h = FinetuneHandlers(registry, jobs, study_run)
     mine = gr.BrowserState("", storage_key="aigc-owner-token", secret=_browser_secret(jobs))
     token = gr.Textbox("", visible=False, label="token")
     gr.Markdown("Upload a **.zip of images** (one folder per class) or a **.txt / .jsonl** text file, "

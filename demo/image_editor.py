@@ -107,7 +107,7 @@ class Editor:
         else:                              # principal ones, then the most recent saved ones
             keep = min(d.n_principal, N_DIR // 2)
             dir_slots = list(range(keep)) + list(range(n - (N_DIR - keep), n))
-        dim_slots = list(d.dim_order[:N_DIM]) if (entry.kind == "vae" and d.kl is not None) else []
+        dim_slots = list(d.dim_order[:N_DIM]) if (entry.kind in ("vae", "vade") and d.kl is not None) else []
         return d, dir_slots, dim_slots
 
     def _slider_updates(self, entry, d, dir_slots, dim_slots, dir_values=None, dim_values=None):

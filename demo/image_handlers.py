@@ -24,13 +24,16 @@ from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_fl
 from aigc.pipelines import recipes
 from aigc.pipelines.recipes import Recipe, png_image
 from demo.common import friendly
-from demo.image_editor import (DIM_RANGE, DIR_RANGE, EDITOR_PX, N_DIM, N_DIR, THUMB_PX, Editor,
-                               new_state)
+from demo.image_clusters import ANY, VADE_TEMP_HELP, ClusterViews, cluster_arg, cluster_choices, is_clustered
+from demo.image_editor import DIM_RANGE, DIR_RANGE, EDITOR_PX, N_DIM, N_DIR, THUMB_PX, new_state
 
 log = logging.getLogger("aigc.demo")
 
-ANY = "any"
 SOURCES = ("two seeds", "A and B")
+TRUNCATION_HELP = ("GANs: how far from the centre the latents are drawn (scale of z). Lower: more typical, "
+                   "cleaner, less varied pictures; higher: more varied, more odd ones.")
+PRIOR_TEMP_HELP = ("VAEs: the spread of the latents drawn from the prior. Lower: smoother, more average "
+                   "pictures; 1: as trained; higher: more varied and more broken ones.")
 
 __all__ = ["ANY", "DIM_RANGE", "DIR_RANGE", "N_DIM", "N_DIR", "SOURCES", "Studio", "new_state",
            "text_model_choices"]
@@ -52,7 +55,7 @@ def text_model_choices(registry, current=None, owner=None):
     return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
 
-class Studio(Editor):
+class Studio(ClusterViews):
     """All handlers of the Image tab, bound to one registry of models."""
 
     # -- model picker ----------------------------------------------------------------------------
@@ -75,18 +78,41 @@ class Studio(Editor):
 
     @friendly
     def model_controls(self, model, state=None, request: gr.Request = None):
-        """Class picker, temperature label and a short description for the chosen model."""
+        """Class (or, for a VaDE, cluster) picker, temperature label and a short description for
+        the chosen model."""
         e = self.reg.entry(model, self._who(state, request))                  # config only: works while the weights load
-        choices = [("any class (cycles)", ANY)] + [(n, n) for n in e.class_names]
-        label = gr.update(choices=choices, value=ANY, visible=e.conditional)
-        is_gan = e.kind != "vae"
-        temp = gr.update(label="Truncation (scale of z)" if is_gan else "Prior temperature")
-        metrics = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
-                            for k, v in list(e.metrics.items())[:6]) or "not evaluated yet"
+        if is_clustered(e.kind):
+            weights = e.pipe.cluster_weights() if e.ready else None           # shares once the weights are in
+            n = int(e.config.get("n_clusters") or 0)
+            label = gr.update(choices=cluster_choices(n, weights), value=ANY, visible=True, label="Cluster")
+        else:
+            choices = [("any class (cycles)", ANY)] + [(n, n) for n in e.class_names]
+            label = gr.update(choices=choices, value=ANY, visible=e.conditional, label="Class")
+        from demo.models_tab import metric_items
+
+        is_gan = e.kind not in ("vae", "vade")
+        helps = TRUNCATION_HELP if is_gan else VADE_TEMP_HELP if is_clustered(e.kind) else PRIOR_TEMP_HELP
+        temp = gr.update(label="Truncation (scale of z)" if is_gan else "Prior temperature", info=helps)
+        metrics = ", ".join(f"{k} {v}" for k, v in metric_items(e.metrics)[:6]) or "not evaluated yet"
         n = len(e.class_names)
+        k = int(e.config.get("n_clusters") or 0) if is_clustered(e.kind) else 0
         info = (f"`{e.kind}` on {e.dataset or 'unknown data'} · {e.latent_dim}-d latent"
-                f"{' · ' + str(n) + ' classes' if n else ''} · {metrics}")
+                f"{' · ' + str(n) + ' classes' if n else ''}{' · ' + str(k) + ' clusters' if k else ''} · {metrics}")
         return label, temp, info
+
+    def picker_for(self, state, request: gr.Request = None):
+        """The Model picker and its controls for the model in the editor (after a restore)."""
+        cur = (state or {}).get("current") or {}
+        name = cur.get("model")
+        try:
+            label, temp, info = self.model_controls(name, state, request)
+        except gr.Error:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        names = self.reg.entry(name, self._who(state, request)).class_names
+        lab = cur.get("label")
+        if isinstance(lab, int) and 0 <= lab < len(names):
+            label = {**label, "value": names[lab]}
+        return gr.update(value=name), label, temp, info
 
     # -- sampling --------------------------------------------------------------------------------
     @friendly
@@ -97,14 +123,18 @@ class Studio(Editor):
         seed = check_int(seed, 0, SEED_MAX, "seed")
         side = check_int(grid, 1, GRID_MAX, "grid size")
         temp = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "temperature")
-        pipe.label_index(_label_arg(label))            # a clear message for a class the model lacks
-        s = pipe(side * side, seed=seed, label=_label_arg(label), temperature=temp)
+        cluster = cluster_arg(pipe, label) if pipe.clustered else None      # a VaDE's picker holds clusters
+        if not pipe.clustered:
+            pipe.label_index(_label_arg(label))            # a clear message for a class the model lacks
+        s = pipe(side * side, seed=seed, label=None if pipe.clustered else _label_arg(label), temperature=temp,
+                 cluster=cluster)
         items, samples = [], []
         for i in range(len(s.images)):
             lab = None if s.labels is None else int(s.labels[i])
             rec = Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(), label=lab,
                          source="sample", seed=seed, index=i, temperature=temp)
             cap = f"#{i}" + (f" · {self._class_name(pipe, lab)}" if lab is not None else "")
+            cap += f" · cluster {cluster}" if cluster is not None else ""
             items.append((png_image(s.images[i], rec, THUMB_PX), cap))
             samples.append(asdict(rec))
         state = {**(state or new_state()), "samples": samples}
@@ -177,7 +207,8 @@ class Studio(Editor):
             pipe = e.pipe
             temp = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "temperature")
             sa, sb = check_int(seed_a, 0, SEED_MAX, "seed A"), check_int(seed_b, 0, SEED_MAX, "seed B")
-            za, zb = pipe.latents(1, sa)[0] * temp, pipe.latents(1, sb)[0] * temp
+            cluster = cluster_arg(pipe, label) if pipe.clustered else None
+            za, zb = pipe.latents(1, sa, cluster, temp)[0], pipe.latents(1, sb, cluster, temp)[0]
             lab = pipe.label_index(_label_arg(label)) if pipe.conditional else None
             if pipe.conditional and lab is None:
                 lab, note = 0, "No class chosen: frames are drawn as class 0. "
@@ -223,7 +254,7 @@ class Studio(Editor):
     def _encode(self, e, prep, label, state, progress, request=None):
         pipe = e.pipe
         notes = list(prep.notes)
-        if e.kind == "vae":
+        if e.kind in ("vae", "vade"):
             s = pipe.encode(prep.image)
             source = "encode"
         else:
@@ -247,9 +278,14 @@ class Studio(Editor):
         rec = Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[0].tolist(), label=lab, source=source)
         how = "VAE encoder (posterior mean)" if source == "encode" else "projection by optimisation"
         cls = f" · class {self._class_name(pipe, lab)}" if lab is not None else ""
+        post = None if s.posterior is None else [float(v) for v in s.posterior[0]]
+        if post:
+            best = int(np.argmax(post))
+            cls += f" · most likely cluster {best} ({100 * post[best]:.1f}%)"
         notes_md = (f"Reconstruction by {how}{cls}: error **{mse:.4f}** MSE per pixel ({psnr:.1f} dB PSNR). "
                     "Edit it with the sliders above." + ("\n\nPrepared input: " + "; ".join(notes) if notes else ""))
-        opened = self._open(rec, state, request=request)
+        opened = list(self._open(rec, state, request=request))
+        opened[-1] = {**opened[-1], "posterior": post}           # shown beside the result (posterior_view)
         return (png_image(prep.image, None, EDITOR_PX // 2 * 1), png_image(recon, rec, EDITOR_PX // 2 * 1),
                 notes_md, *opened)
 

@@ -2,7 +2,7 @@
 
 Named endpoints (gradio_client: `client.predict(..., api_name="/sample")`):
   /model_info /sample /dice /open /edit /reset /nearest /use_as_a /use_as_b /interpolate
-  /encode /encode_drawing /recipe /restore /save_direction /rename_direction
+  /encode /encode_drawing /recipe /restore /save_direction /rename_direction /clusters
 Per-session values live in one gr.State; the models are shared read-only through the registry.
 """
 from __future__ import annotations
@@ -12,8 +12,11 @@ from types import SimpleNamespace
 import gradio as gr
 
 from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX
-from demo.image_handlers import ANY, DIM_RANGE, DIR_RANGE, N_DIM, N_DIR, SOURCES, Studio, new_state
+from demo.image_clusters import is_clustered
+from demo.image_handlers import (ANY, DIM_RANGE, DIR_RANGE, N_DIM, N_DIR, SOURCES, TRUNCATION_HELP, Studio,
+                                 new_state)
 from demo.models import NOBODY
+from demo.models_tab import QUIET
 
 # Slider events send one object {"dir1": v, ..., "dim32": v} read from the page, not 48 separate
 # inputs: Gradio preprocesses each input on a worker thread, and 48 thread hops per slider move
@@ -29,11 +32,13 @@ JS_COLLECT = """(...args) => {
   args[args.length - 1] = v;
   return args;
 }""" % (N_DIR, N_DIM)
-QUIET = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+PRIVATE = {"api_visibility": "private", "show_progress": "hidden"}
+DEFAULT_MODEL = "dcgan-mnist"           # the README's examples use it: the first screen shows it
+SCROLL_TO_EDITOR = "() => { const e = document.getElementById('editor'); if (e) e.scrollIntoView({block: 'center'}); }"
 
 
 def _sampler(ui, studio: Studio, models: list[str]) -> None:
-    first = models[0] if models else None
+    first = DEFAULT_MODEL if DEFAULT_MODEL in models else (models[0] if models else None)
     if first:
         label0, temp0, info0 = studio.model_controls(first)
     else:
@@ -42,21 +47,62 @@ def _sampler(ui, studio: Studio, models: list[str]) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=260):
             ui.model = gr.Dropdown(models, value=first, label="Model", allow_custom_value=True, elem_id="model")
-            ui.label = gr.Dropdown(label0["choices"], value=ANY, label="Class", allow_custom_value=True,
-                                   visible=label0["visible"], elem_id="label")
+            ui.label = gr.Dropdown(label0["choices"], value=ANY, label=label0.get("label", "Class"),
+                                   allow_custom_value=True, visible=label0["visible"], elem_id="label")
             with gr.Row():
-                ui.seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_MAX,
-                                    elem_id="seed", scale=3)
+                # no component bounds: the library's check names the field ("seed must be between ...")
+                ui.seed = gr.Number(0, label="Seed", precision=0, elem_id="seed", scale=3,
+                                    info=f"0 to {SEED_MAX:,}; the same seed gives the same pictures")
                 ui.dice = gr.Button("Roll dice", elem_id="dice", scale=1, min_width=60)
             ui.grid = gr.Slider(1, GRID_MAX, value=4, step=1, label="Grid size (side)", elem_id="grid")
             ui.temperature = gr.Slider(0.0, IMAGE_TEMP_MAX, value=1.0, step=0.05, label=temp0["label"],
-                                       elem_id="temperature")
+                                       elem_id="temperature", info=temp0.get("info", TRUNCATION_HELP))
             ui.sample = gr.Button("Sample", variant="primary", elem_id="sample")
             ui.model_info = gr.Markdown(info0, label="model_info", elem_classes="aigc-small")
+            _examples(ui, studio, models)
         with gr.Column(scale=2, min_width=320):
-            ui.gallery = gr.Gallery(label="Samples (click one to edit it)", columns=6, format="png",
-                                    allow_preview=False, elem_id="gallery", height=360, interactive=False)
+            ui.gallery = gr.Gallery(label="Samples (click one to edit it)", columns=4, format="png",
+                                    allow_preview=False, elem_id="gallery", height="auto", interactive=False)
             ui.sample_info = gr.Markdown(label="info", elem_id="sample-info")
+            _clusters(ui, studio, first)
+
+
+def _clusters(ui, studio: Studio, first) -> None:
+    try:
+        shown = bool(first) and is_clustered(studio.reg.entry(first, NOBODY).kind)
+    except ValueError:
+        shown = False
+    with gr.Accordion("Clusters: one row of samples per cluster, with its share of the data", open=False,
+                      visible=shown, elem_id="clusters-box") as box:
+        ui.show_clusters = gr.Button("Show clusters", elem_id="show-clusters")
+        ui.clusters_info = gr.Markdown(label="info", elem_id="clusters-info", elem_classes="aigc-small")
+        ui.clusters_html = gr.HTML(elem_id="clusters")
+    ui.clusters_box = box
+
+
+def example_rows(studio: Studio, models: list[str], most: int = 4) -> list[list]:
+    """Recipes of grids to sample in one click: the default model first, a class of each
+    class-conditional model, a lower truncation."""
+    rows = []
+    for name in sorted(models, key=lambda m: m != DEFAULT_MODEL)[:most]:
+        try:
+            e = studio.reg.entry(name, NOBODY)
+        except ValueError:
+            continue
+        cls = e.class_names[min(7, len(e.class_names) - 1)] if e.conditional else ANY
+        rows.append([name, cls, 7, 4, 0.8])
+    if rows:
+        rows.append([rows[0][0], ANY, 42, 6, 0.6])
+    return rows
+
+
+def _examples(ui, studio: Studio, models: list[str]) -> None:
+    rows = example_rows(studio, models)
+    ui.examples = None
+    if rows:
+        ui.examples = gr.Examples(rows, [ui.model, ui.label, ui.seed, ui.grid, ui.temperature],
+                                  label="Recipes (one click samples them)", api_visibility="private",
+                                  elem_id="image-examples", examples_per_page=8, preload=False)
 
 
 def _editor_left(ui) -> None:
@@ -64,14 +110,16 @@ def _editor_left(ui) -> None:
                          elem_id="editor", buttons=["download"])
     ui.editor_info = gr.Markdown("Open a sample to edit it.", label="info", elem_id="editor-info")
     with gr.Row():
-        ui.pick = gr.Number(0, label="Sample #", precision=0, minimum=0, maximum=GRID_MAX ** 2 - 1,
-                            elem_id="pick", scale=1)
+        ui.pick = gr.Number(0, label="Sample #", precision=0, elem_id="pick", scale=1)
         ui.open = gr.Button("Open", scale=1, min_width=60)
         ui.reset = gr.Button("Reset sliders", elem_id="reset", scale=2)
     with gr.Row():
         ui.use_a = gr.Button("Use as A", elem_id="use-a")
         ui.use_b = gr.Button("Use as B", elem_id="use-b")
         ui.near = gr.Button("Nearest training image", elem_id="nearest")
+    ui.near_img = gr.Image(label="Editor image | nearest training image", format="png", interactive=False,
+                           height=150, elem_id="nearest-img", visible=False)
+    ui.near_md = gr.Markdown(label="info", elem_id="nearest-info", elem_classes="aigc-small")
     ui.recipe = gr.Button("Download recipe (JSON + PNG)", elem_id="recipe")
     ui.recipe_out = gr.File(label="Recipe", file_count="multiple", interactive=False,
                             elem_id="recipe-files", height=90)
@@ -111,8 +159,8 @@ def _interpolate(ui) -> None:
     with gr.Accordion("Interpolate", open=False):
         with gr.Row():
             ui.source = gr.Radio(list(SOURCES), value=SOURCES[0], label="Between")
-            ui.seed_a = gr.Number(1, label="Seed A", precision=0, minimum=0, maximum=SEED_MAX)
-            ui.seed_b = gr.Number(2, label="Seed B", precision=0, minimum=0, maximum=SEED_MAX)
+            ui.seed_a = gr.Number(1, label="Seed A", precision=0)
+            ui.seed_b = gr.Number(2, label="Seed B", precision=0)
             ui.frames = gr.Slider(2, FRAMES_MAX, value=10, step=1, label="Frames")
             ui.method = gr.Radio(["slerp", "lerp"], value="slerp", label="Path")
         with gr.Row():
@@ -147,6 +195,7 @@ def _encode(ui) -> None:
                     ui.recon = gr.Image(label="Reconstruction", format="png", interactive=False, height=160,
                                         elem_id="recon")
                 ui.enc_info = gr.Markdown(label="info", elem_id="encode-info")
+                ui.posterior = gr.HTML(visible=False, elem_id="posterior")
 
 
 def layout_image_tab(registry, studio: Studio) -> SimpleNamespace:
@@ -166,11 +215,6 @@ def layout_image_tab(registry, studio: Studio) -> SimpleNamespace:
             _editor_left(ui)
         with gr.Column(scale=2, min_width=320):
             _editor_sliders(ui)
-    with gr.Accordion("Memorisation check", open=False):
-        with gr.Row():
-            ui.near_img = gr.Image(label="Editor image | nearest training image", format="png",
-                                   interactive=False, height=300, elem_id="nearest-img")
-            ui.near_md = gr.Markdown(label="info", elem_id="nearest-info")
     _interpolate(ui)
     _encode(ui)
     with gr.Accordion("Restore a recipe", open=False):
@@ -188,15 +232,43 @@ def wire_image_picker(ui, studio: Studio, refresh_on=()) -> None:
           [ui.model, ui.models_seen], **QUIET)
 
 
+def grid_columns(grid):
+    """The gallery drawn in as many columns as the grid's side (an NxN grid shows N rows of N)."""
+    try:
+        side = int(grid)
+    except (TypeError, ValueError):
+        return gr.skip()
+    return gr.update(columns=max(1, min(GRID_MAX, side)))
+
+
+def sample_grid(ui, studio: Studio, trigger) -> None:
+    """After `trigger` (a dependency): sample a grid with the controls' values, in N columns."""
+    trigger.success(studio.sample, [ui.model, ui.label, ui.seed, ui.grid, ui.temperature, ui.state],
+                 [ui.gallery, ui.sample_info, ui.state], api_name="regrid", **PRIVATE).success(grid_columns, [ui.grid], [ui.gallery],
+                                                                           **QUIET)
+
+
 def _wire_sampling(ui, studio: Studio) -> None:
-    ui.model.input(studio.model_controls, [ui.model, ui.state], [ui.label, ui.temperature, ui.model_info],
-                   api_name="model_info")
     ui.sample.click(studio.sample, [ui.model, ui.label, ui.seed, ui.grid, ui.temperature, ui.state],
                     [ui.gallery, ui.sample_info, ui.state], api_name="sample", concurrency_id="render",
-                    concurrency_limit=2)
+                    concurrency_limit=2).success(grid_columns, [ui.grid], [ui.gallery], **QUIET)
     ui.dice.click(studio.dice, [ui.model, ui.label, ui.grid, ui.temperature, ui.state],
                   [ui.seed, ui.gallery, ui.sample_info, ui.state], api_name="dice", concurrency_id="render",
-                  concurrency_limit=2)
+                  concurrency_limit=2).success(grid_columns, [ui.grid], [ui.gallery], **QUIET)
+    info = ui.model.input(studio.model_controls, [ui.model, ui.state], [ui.label, ui.temperature, ui.model_info],
+                          api_name="model_info")
+    sample_grid(ui, studio, info)          # the grid on screen is always the picked model's
+    ui.model.change(studio.cluster_box, [ui.model, ui.state], [ui.clusters_box, ui.clusters_html, ui.clusters_info],
+                    **QUIET)
+    ui.show_clusters.click(studio.clusters, [ui.model, ui.seed, ui.temperature, ui.state],
+                           [ui.clusters_html, ui.clusters_info], api_name="clusters", concurrency_id="render",
+                           concurrency_limit=2)
+    if ui.examples is not None:
+        sample_grid(ui, studio, ui.examples.load_input_event)
+
+
+def _clear_nearest():
+    return gr.update(value=None, visible=False), ""
 
 
 def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
@@ -208,9 +280,10 @@ def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
     def on_select(state, evt: gr.SelectData, request: gr.Request):
         return (evt.index, *studio.open_sample(state, evt.index, request))
 
-    ui.gallery.select(on_select, [ui.state], [ui.pick, *editor_out], api_visibility="private",
-                      show_progress="hidden")
-    ui.open.click(studio.open_sample, [ui.state, ui.pick], editor_out, api_name="open")
+    near_out = [ui.near_img, ui.near_md]
+    opened = [ui.gallery.select(on_select, [ui.state], [ui.pick, *editor_out], api_visibility="private",
+                                show_progress="hidden"),
+              ui.open.click(studio.open_sample, [ui.state, ui.pick], editor_out, api_name="open")]
     # .input follows the hand while dragging; .release also catches the slider's own reset button
     gr.on([s.input for s in ui.sliders] + [s.release for s in ui.sliders], studio.edit,
           inputs=[ui.state, ui.offsets], js=JS_COLLECT, outputs=[ui.editor, ui.state], api_name="edit",
@@ -218,7 +291,8 @@ def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
           queue=not fast_edit)
     ui.reset.click(studio.reset, [ui.state], [ui.editor, *ui.sliders, ui.state], api_name="reset",
                    show_progress="hidden")
-    ui.near.click(studio.nearest, [ui.state], [ui.near_img, ui.near_md], api_name="nearest")
+    ui.near.click(studio.nearest, [ui.state], near_out, api_name="nearest").success(
+        lambda: gr.update(visible=True), None, [ui.near_img], **QUIET)
     ui.use_a.click(studio.set_a, [ui.state], [ui.a_img, ui.state], api_name="use_as_a")
     ui.use_b.click(studio.set_b, [ui.state], [ui.b_img, ui.state], api_name="use_as_b")
     ui.interp.click(studio.interpolate, [ui.source, ui.model, ui.label, ui.seed_a, ui.seed_b, ui.frames,
@@ -228,15 +302,22 @@ def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
     def on_frame(state, evt: gr.SelectData, request: gr.Request):
         return studio.open_frame(state, evt.index, request)
 
-    ui.strip.select(on_frame, [ui.state], editor_out, api_visibility="private", show_progress="hidden")
+    opened.append(ui.strip.select(on_frame, [ui.state], editor_out, api_visibility="private",
+                                  show_progress="hidden"))
     encode_out = [ui.prepared, ui.recon, ui.enc_info, *editor_out]
-    gr.on([ui.upload.upload, ui.encode.click], studio.encode, [ui.upload, ui.model, ui.label, ui.state],
-          encode_out, api_name="encode", concurrency_id="project", concurrency_limit=1)
-    ui.draw.click(studio.encode_drawing, [ui.sketch, ui.model, ui.label, ui.state], encode_out,
-                  api_name="encode_drawing", concurrency_id="project", concurrency_limit=1)
+    encoded = [gr.on([ui.upload.upload, ui.encode.click], studio.encode, [ui.upload, ui.model, ui.label, ui.state],
+                     encode_out, api_name="encode", concurrency_id="project", concurrency_limit=1),
+               ui.draw.click(studio.encode_drawing, [ui.sketch, ui.model, ui.label, ui.state], encode_out,
+                             api_name="encode_drawing", concurrency_id="project", concurrency_limit=1)]
+    for ev in encoded:             # the result opens in the editor, far above: bring it into view
+        ev.success(None, None, None, js=SCROLL_TO_EDITOR, **QUIET)
+        ev.success(studio.posterior_view, [ui.state], [ui.posterior], **QUIET)
     ui.recipe.click(studio.recipe_files, [ui.state], [ui.recipe_out], api_name="recipe")
-    gr.on([ui.recipe_in.upload, ui.restore.click], studio.restore, [ui.recipe_in, ui.state], editor_out,
-          api_name="restore")
+    restored = gr.on([ui.recipe_in.upload, ui.restore.click], studio.restore, [ui.recipe_in, ui.state], editor_out,
+                     api_name="restore")
+    restored.success(studio.picker_for, [ui.state], [ui.model, ui.label, ui.temperature, ui.model_info], **QUIET)
+    for ev in [*opened, *encoded, restored]:       # a nearest image belongs to the image it was asked for
+        ev.success(_clear_nearest, None, near_out, **QUIET)
     dir_out = [*ui.sliders, ui.rename_pick, ui.dir_info, ui.state]
     ui.save.click(studio.save_direction, [ui.state, ui.new_name, ui.offsets], dir_out, js=JS_COLLECT,
                   api_name="save_direction")

@@ -8,12 +8,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aigc.finetune.owners import OWNER_FILE, read_owner
+from aigc.finetune.owners import OWNER_FILE, UNREADABLE, read_owner
 from aigc.hub import KEY_METRICS, model_name, resolve_model_path
 
 log = logging.getLogger("aigc.demo")
 MAX_JSON = 1 << 20
-UNREADABLE = "?"                   # the owner of a folder whose owner.json cannot be read: nobody
 
 
 def read_json(path: Path):
@@ -93,11 +92,10 @@ class ModelEntry:
         if m is None:
             self.owner, self.shared = None, True
         else:
-            o = read_owner(self.path)
-            if o is None:
+            o = read_owner(self.path) or {"owner": UNREADABLE, "shared": False}   # vanished meanwhile
+            if o["owner"] == UNREADABLE:
                 log.warning("model %s: %s is unreadable; the model is shown to nobody", self.name, f)
-            self.owner = o["owner"] if o else UNREADABLE
-            self.shared = bool(o and o["shared"])
+            self.owner, self.shared = o["owner"], o["shared"]
         return (self.owner, self.shared) != before
 
     def visible_to(self, who: str | None) -> bool:

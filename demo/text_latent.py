@@ -5,10 +5,12 @@ principal directions with sliders; the model's diagnostics (KL per line, active 
 No model math here: every number comes from the pipeline.
 
 Named endpoints (gradio_client):
-  /text_interpolate (model, line_a, line_b, steps) -> path table (step, line, well-formed)
+  /text_interpolate (model, line_a, line_b, steps) -> path table (step, line, well-formed, typed),
+                     info markdown; step 0 and the last step are the decoder's reconstructions of
+                     the two encoded lines, so the typed lines are shown beside them
   /text_encode (model, line) -> (reconstruction markdown, coords reset to 0)
   /text_edit (model, line, *coords) -> edited line markdown
-  /text_vae_sample (model, n, seed) -> sampled lines
+  /text_vae_sample (model, n, seed, temperature=1.0) -> sampled lines
 """
 from __future__ import annotations
 
@@ -19,12 +21,22 @@ import gradio as gr
 
 from demo.common import owner_id
 from demo.models import NOBODY
+from demo.text_examples import HELP
 
 log = logging.getLogger("aigc.demo")
 N_SLIDERS = 6           # principal directions offered as sliders (the rest stay at 0)
 SLIDER_RANGE = 3.0      # in standard deviations of the posterior means along the direction
 MAX_LINE = 64
 UNMOVED_CACHE = 256     # remembered unmoved decodings (one per model, line and slider count)
+
+
+def _ends_note(a: str, first: str, b: str, last: str) -> str:
+    """Why step 0 may differ from the typed line: it is decoded from line A's encoding."""
+    if first == a and last == b:
+        return " · step 0 and the last step decode lines A and B exactly"
+    return (" · step 0 and the last step are the decoder's reconstructions of the encoded lines A and B, "
+            "not the typed lines (a VAE keeps a line's gist in a few numbers, not every character): "
+            f"A **{a}** → **{first}**, B **{b}** → **{last}**")
 
 
 class LatentHandlers:
@@ -66,9 +78,11 @@ class LatentHandlers:
             if isinstance(steps, float) and steps.is_integer():
                 steps = int(steps)
             lines = pipe.interpolate(a, b, steps=steps)
-            rows = [[i, ln, "✓" if pipe.well_formed(ln) else "✗"] for i, ln in enumerate(lines)]
+            typed = {0: f"A: {a.strip()}", len(lines) - 1: f"B: {b.strip()}"}
+            rows = [[i, ln, "✓" if pipe.well_formed(ln) else "✗", typed.get(i, "")] for i, ln in enumerate(lines)]
             ok = sum(r[2] == "✓" for r in rows)
-            return rows, f"{len(rows)} steps decoded · {ok}/{len(rows)} well-formed lines (5 or 7 hanzi)"
+            return rows, (f"{len(rows)} steps decoded · {ok}/{len(rows)} well-formed lines (5 or 7 hanzi)"
+                          + _ends_note(a.strip(), lines[0], b.strip(), lines[-1]))
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
@@ -96,14 +110,14 @@ class LatentHandlers:
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
-    def sample(self, model, n, seed, request: gr.Request = None):
+    def sample(self, model, n, seed, temperature=1.0, request: gr.Request = None):
         try:
             pipe = self._pipe(model, request)
             n = int(n) if isinstance(n, (int, float)) and float(n).is_integer() else n
             seed = int(seed) if isinstance(seed, (int, float)) and float(seed).is_integer() else seed
             if not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
                 raise ValueError("seed must be a whole number between 0 and 2^32-1")
-            return "\n".join(pipe.sample(n=n, seed=seed))
+            return "\n".join(pipe.sample(n=n, seed=seed, temperature=temperature))
         except Exception as e:  # noqa: BLE001
             raise self._fail(e) from None
 
@@ -155,8 +169,8 @@ def build_latent_view(models) -> LatentHandlers:
             b = gr.Textbox("低头思故乡", label="Line B", max_length=MAX_LINE, elem_id="tvae-line-b")
             steps = gr.Slider(2, 16, value=8, step=1, label="Steps (both ends included)", elem_id="tvae-steps")
             go = gr.Button("Interpolate", variant="primary", elem_id="tvae-interpolate")
-            path = gr.Dataframe(headers=["step", "line", "well-formed"], datatype=["number", "str", "str"],
-                                interactive=False, elem_id="tvae-path")
+            path = gr.Dataframe(headers=["step", "line", "well-formed", "typed"],
+                                datatype=["number", "str", "str", "str"], interactive=False, elem_id="tvae-path")
             path_info = gr.Markdown(elem_id="tvae-path-info")
         with gr.Column(min_width=300):
             gr.Markdown("**Move one line** along the principal directions of the latent space.")
@@ -171,6 +185,8 @@ def build_latent_view(models) -> LatentHandlers:
                 with gr.Row():
                     n = gr.Slider(1, 32, value=8, step=1, label="How many")
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                prior_t = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Prior temperature",
+                                    info=HELP["prior_temperature"], elem_id="tvae-prior-temperature")
                 sample_btn = gr.Button("Sample", elem_id="tvae-sample")
                 samples = gr.Textbox(label="Sampled lines", lines=8, interactive=False, elem_id="tvae-samples")
 
@@ -182,7 +198,7 @@ def build_latent_view(models) -> LatentHandlers:
                   api_visibility="private", concurrency_id="text-vae", show_progress="hidden")
     edit_btn = gr.Button("Apply sliders", elem_id="tvae-apply")
     edit_btn.click(h.edit, [model, line, *sliders], [edited], api_name="text_edit", concurrency_id="text-vae")
-    sample_btn.click(h.sample, [model, n, seed], [samples], api_name="text_vae_sample", concurrency_id="text-vae")
+    sample_btn.click(h.sample, [model, n, seed, prior_t], [samples], api_name="text_vae_sample", concurrency_id="text-vae")
     model.change(h.describe, [model], [diag], api_name="text_vae_describe", api_visibility="private",
                  show_progress="hidden")
     return h

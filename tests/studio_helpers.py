@@ -56,3 +56,20 @@ def launch(weights: Path):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
                 footer_links=["api"])
     return demo, f"http://127.0.0.1:{port}/"
+
+
+def save_user_model(folder, kind="dcgan", seed=1, **kw):
+    """A tiny untrained model saved as a fine-tune would be (dataset 'upload:x') -> its folder."""
+    import torch
+
+    from aigc import checkpoint as ckpt
+    from aigc.kinds import build
+
+    torch.manual_seed(seed)
+    if kind == "char-lm":
+        from aigc.text.tokenizer import CharTokenizer
+        tok = CharTokenizer.from_text("once upon a time, a small model wrote.\n")
+        m = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
+    else:
+        m = build(kind, tiny=True, **kw)
+    return ckpt.save_pretrained(m, folder, meta={"dataset": "upload:x"}, metrics={"copy_rate": 0.0})

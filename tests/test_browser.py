@@ -31,17 +31,22 @@ def app_url(tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def page(app_url):
+def open_page(url: str, ready: str):
+    """A headless chromium page at `url` once `ready` (a selector) is on it; closed after the yield."""
     pw = pytest.importorskip("playwright.sync_api")
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         pg.set_default_timeout(30_000)
-        pg.goto(app_url[1])
-        pg.wait_for_selector("#sample")
+        pg.goto(url)
+        pg.wait_for_selector(ready)
         yield pg
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    yield from open_page(app_url[1], "#sample")
 
 
 def editor_src(page) -> str | None:
@@ -81,14 +86,17 @@ def fetch_pixels(page, src: str) -> np.ndarray:
 def test_sample_open_and_drag_a_slider(page):
     page.click("#model input")
     page.click("ul[role=listbox] >> text=seed-gan-mnist")
+    page.wait_for_function("document.querySelector('#sample-info').innerText.includes('seed-gan-mnist')")
     page.click("#sample")
     page.wait_for_function("document.querySelectorAll('#gallery img').length == 16")
+    page.wait_for_timeout(500)
     page.locator("#gallery img").nth(2).click()
     src0 = wait_new_src(page, None)
     assert "seed 0 #2" in page.locator("#editor-info").inner_text()
     before = fetch_pixels(page, src0)
     # drag the first direction slider with the mouse: the picture follows while the hand moves
     rng = page.locator("#dir1 input[type=range]")
+    rng.scroll_into_view_if_needed()
     box = rng.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)

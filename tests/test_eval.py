@@ -81,6 +81,28 @@ def _kid_by_hand(x, y):
     return xx + yy - 2.0 * xy
 
 
+def test_kid_refuses_bad_features():
+    a, b = np.ones((5, 3)), np.ones((5, 4))
+    for x, y, shapes in [(a, b, r"\(5, 3\) and \(5, 4\)"), (np.ones(5), a, r"\(5,\) and \(5, 3\)"),
+                         (a, np.ones(5), r"\(5, 3\) and \(5,\)")]:
+        with pytest.raises(ValueError, match=rf"^KID needs two N x D feature matrices, got {shapes}$"):
+            kernel_inception_distance(x, y, subsets=1)
+    for x, y, size in [(np.ones((1, 3)), a, 1000), (a, np.ones((1, 3)), 1000), (a, a, 1)]:
+        with pytest.raises(ValueError, match=r"^KID needs at least 2 samples on each side$"):
+            kernel_inception_distance(x, y, subsets=1, subset_size=size)
+
+
+def test_kid_defaults_are_the_published_protocol(monkeypatch):
+    """100 subsets of 1,000 per side, seed 0 (Binkowski et al. 2018; torch-fidelity). A stand-in
+    for the kernel keeps it fast: only the subset draws are compared."""
+    from aigc.eval import frechet
+    monkeypatch.setattr(frechet, "_mmd2_unbiased", lambda x, y: float(x.sum() - y.sum()))
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(1001, 1)), rng.normal(size=(1001, 1))
+    assert kernel_inception_distance(x, y) == kernel_inception_distance(x, y, subsets=100, subset_size=1000, seed=0)
+    assert kernel_inception_distance(x, y)[2] == 1000
+
+
 def test_kid_matches_a_direct_computation():
     # by hand, d = 1: k(0, 1) = 1, k(1, 2) = 27, cross terms 1 + 1 + 8 + 27 -> 1 + 27 - 2 * 37 / 4 = 9.5
     mean, std, m = kernel_inception_distance(np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]]), subsets=1)
@@ -96,6 +118,53 @@ def test_kid_matches_a_direct_computation():
         xi, yi = picks.choice(12, 6, replace=False), picks.choice(12, 6, replace=False)
         by_hand.append(_kid_by_hand(x[xi], y[yi]))
     assert mean == pytest.approx(np.mean(by_hand), rel=1e-12) and std == pytest.approx(np.std(by_hand), rel=1e-9)
+
+
+def test_frechet_refuses_bad_statistics():
+    with pytest.raises(ValueError, match=r"^need an N x D feature matrix with N >= 2, got shape \(1, 3\)$"):
+        frechet_distance_features(np.ones((1, 3)), np.ones((5, 3)))
+    with pytest.raises(ValueError, match="N x D"):
+        frechet_distance_features(np.arange(5.0), np.arange(5.0))             # 1-d: no feature axis
+    assert np.isfinite(frechet_distance_features(np.eye(2, 3), np.eye(2, 3)[::-1]))   # N = 2 is enough
+    with pytest.raises(ValueError, match=r"^mismatched statistics: mu \(3,\) vs \(3,\), sigma \(3, 3\) vs \(2, 2\)$"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(2))
+    with pytest.raises(ValueError, match="mismatched"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(3))
+    with pytest.raises(ValueError, match="mismatched"):
+        frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(3))
+
+
+def test_frechet_retries_with_eps_when_sqrtm_fails(monkeypatch):
+    """A non-finite sqrtm of the product is recomputed as sqrtm((S1 + eps I)(S2 + eps I)), eps 1e-6."""
+    from aigc.eval import frechet
+    seen, real_sqrtm = [], frechet._sqrtm
+
+    def flaky(a):
+        seen.append(a.copy())
+        return np.full_like(a, np.nan) if len(seen) == 1 else real_sqrtm(a)
+    monkeypatch.setattr(frechet, "_sqrtm", flaky)
+    s1, s2 = np.array([[5.0, 2.0], [2.0, 1.0]]), np.diag([4.0, 1.0])
+    value = frechet_distance(np.zeros(2), s1, np.array([1.0, 2.0]), s2)
+    e = 1e-6 * np.eye(2)
+    assert len(seen) == 2 and np.array_equal(seen[1], (s1 + e) @ (s2 + e))
+    assert value == pytest.approx(6.0, abs=1e-4) and value != 6.0
+
+
+@pytest.mark.parametrize("imag, warns", [(0.5, True), (2e-3, True), (1e-3, False)])
+def test_frechet_warns_about_a_large_imaginary_residue(monkeypatch, imag, warns):
+    import warnings
+    from aigc.eval import frechet
+    monkeypatch.setattr(frechet, "_sqrtm", lambda a: np.eye(len(a)) * (1.0 + imag * 1j))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
+    assert value == pytest.approx(0.0)                    # the real part is used
+    assert len(caught) == int(warns)
+    if warns:
+        w = caught[0]
+        assert w.category is RuntimeWarning and w.filename == __file__    # reported at the caller's line
+        assert str(w.message).startswith(f"frechet_distance: sqrtm left an imaginary component of {imag:.3g}; "
+                                          "using the real part (too few samples")
 
 
 def test_frechet_singular_covariance_is_finite():
@@ -411,3 +480,34 @@ def test_evaluate_against_a_reference_set(upload_like):
     with pytest.raises(ValueError, match="reference images are"):
         evaluate(build("dcgan", tiny=True, resolution=32, channels=3), upload_like.name, metrics="copy_rate", n=8,
                  reference=upload_like)
+
+
+# -- text models (aigc.eval.text through `aigc eval`) -----------------------------------------------
+def test_text_file_score_through_the_cli(tmp_path, capsys):
+    """`aigc eval MODEL --text-file F --json`: nats/char as CharLM.nll counts them; bad files and
+    image models get one line and exit code 2."""
+    from aigc import checkpoint as ckpt
+    from aigc.cli.commands import main
+    from aigc.text.tokenizer import CharTokenizer
+    text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 3
+    tok = CharTokenizer.from_text(text)
+    torch.manual_seed(0)
+    model = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
+    ckpt.save_pretrained(model, tmp_path / "lm", meta={"dataset": "toy"})
+    f = tmp_path / "t.txt"
+    f.write_text(text + "Z", encoding="utf-8")                      # one character the model does not know
+    assert main(["eval", str(tmp_path / "lm"), "--text-file", str(f), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    total, count = model.eval().nll(tok.encode(text + "Z"), batch_size=64)
+    assert res["chars"] == count == len(text) and res["unknown_chars"] == 1 and res["file"] == str(f)
+    assert res["nats_per_char"] == round(total / count, 4)
+    assert res["bits_per_char"] == pytest.approx(res["nats_per_char"] / np.log(2), abs=1e-4)
+    (tmp_path / "bad.txt").write_bytes(b"abc\xff\xfe")
+    (tmp_path / "one.txt").write_text("a", encoding="utf-8")
+    ckpt.save_pretrained(build("vae", tiny=True), tmp_path / "img", meta={"dataset": "mnist"})
+    for model_dir, name, message in [("lm", "bad.txt", "is not UTF-8 text"), ("lm", "none.txt", "no such file"),
+                                     ("lm", "one.txt", "at least 2 characters"),
+                                     ("img", "t.txt", "--text-file applies to text models only")]:
+        assert main(["eval", str(tmp_path / model_dir), "--text-file", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

@@ -6,23 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from studio_helpers import make_weights
-
-
-def _save(folder: Path, kind: str, seed: int = 1, **kw):
-    import torch
-
-    from aigc import checkpoint as ckpt
-    from aigc.kinds import build
-
-    torch.manual_seed(seed)
-    if kind == "char-lm":
-        from aigc.text.tokenizer import CharTokenizer
-        tok = CharTokenizer.from_text("once upon a time, a small model wrote.\n")
-        m = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
-    else:
-        m = build(kind, tiny=True, **kw)
-    return ckpt.save_pretrained(m, folder, meta={"dataset": "upload:x"}, metrics={"copy_rate": 0.0})
+from studio_helpers import make_weights, save_user_model
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +16,14 @@ def published(tmp_path_factory):
     root = tmp_path_factory.mktemp("published")
     weights = make_weights(root / "weights")
     users = root / "user_models"
-    _save(users / "my-story", "char-lm")
-    _save(users / "my-cats", "dcgan", class_names=["a", "b"])
-    _save(users / "tiny-text", "char-lm", seed=2)
+    save_user_model(users / "my-story", "char-lm")
+    save_user_model(users / "my-cats", "dcgan", class_names=["a", "b"])
+    save_user_model(users / "tiny-text", "char-lm", seed=2)
     (users / "half-copied").mkdir(parents=True)
     (users / "half-copied" / "config.json").write_text('{"kind": "char-lm", "modality": "text"')
     (users / "not-a-model").mkdir()
     (users / "not-a-model" / "notes.txt").write_text("hello")
-    _save(weights / "tiny-text", "char-lm", seed=3)
+    save_user_model(weights / "tiny-text", "char-lm", seed=3)
     return weights, users
 
 
@@ -113,8 +97,8 @@ def owned(tmp_path_factory):
     root = tmp_path_factory.mktemp("owned")
     weights = make_weights(root / "weights")
     users = root / "user_models"
-    _save(users / "a-cats", "dcgan", class_names=["a", "b"])
-    _save(users / "a-story", "char-lm")
+    save_user_model(users / "a-cats", "dcgan", class_names=["a", "b"])
+    save_user_model(users / "a-story", "char-lm")
     return weights, users
 
 

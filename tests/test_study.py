@@ -144,3 +144,80 @@ def test_upload_study_text_and_refusals(tmp_path, one_thread):
     short.write_text("Once upon a time there was a small model. " * 6, encoding="utf-8")
     with pytest.raises(ValueError, match="too small for a data study|no held-out slice|is too short"):
         study_upload(short, "char-lm", minutes=1, tiny=True)
+
+
+# -- the Data tab -----------------------------------------------------------------------------------
+GRID = {"tasks": ["images"], "fractions": [0.01, 0.1], "augment": [True], "steps_multipliers": [1],
+        "seeds": [0, 1], "images": {"base_steps": 1, "batch_size": 8, "tiny": True, "metrics": ["kid_randconv"],
+                                    "eval_n": 16, "corner_metrics": []}}
+
+
+def _tab(study_dir):
+    import gradio as gr
+    from demo.data_tab import build_data_tab
+    with gr.Blocks():
+        return build_data_tab(None, study_dir=study_dir)
+
+
+def test_data_tab_is_built_from_study_json(tmp_path, one_thread):
+    from demo.data_tab import plot_frame
+    res = run_grid(tmp_path, GRID)
+    tab = _tab(tmp_path)
+    assert tab.message == "" and [(t, k) for t, k, _ in tab.plots] == [("images", "data")]
+    means = {s["fraction"]: s for s in res["summary"]}
+
+    data = plot_frame(res, "images", "data")
+    assert data["legend"] == ["1x steps, augment on"] and data["order"] == ["1%", "10%"]
+    frame = data["frame"]
+    main = frame[frame["point"] == "mean over seeds"]
+    assert list(main["data"]) == ["1%", "10%"] and set(main["line"]) == {"1x steps, augment on"}
+    for _, row in main.iterrows():
+        s = means[float(row["data"].rstrip("%")) / 100]
+        assert row["kid_randconv"] == pytest.approx(s["mean"]) and row["std_error"] == pytest.approx(s["sem"])
+        assert row["seeds"] == 2
+    bars = frame[frame["point"] != "mean over seeds"]
+    assert len(bars) == 4 and not set(bars["line"]) & set(data["legend"]), "error bars stay out of the legend"
+    assert (abs(bars["kid_randconv"] - bars["mean"]) - bars["std_error"]).abs().max() < 1e-9
+    assert set(data["color_map"]) == set(frame["line"])
+    shown = tab.plots[0][2].value
+    assert len(shown["data"]) == len(frame) and "kid_randconv" in shown["columns"]
+
+    assert plot_frame(res, "images", "augment") is None, "augmentation was measured on only"
+    said = {a["key"]: a["sentences"] for a in res["answers"]}
+    assert [r.value for r in tab.readings] == [said["more_data"][-1]]
+    assert "10x more data" in tab.readings[0].value
+    assert len(tab.table.value["data"]) == len(res["summary"])
+    assert "aigc study data-vs-compute --out runs/study" in tab.commands.value
+
+
+def test_data_tab_lines_per_compute_level_and_augmentation(tmp_path):
+    """A sample study.json written here (made-up numbers, in a temp folder only): two compute levels,
+    augmentation on and off, three data sizes."""
+    from demo.data_tab import load_study, plot_frame, reading
+    rows = [{"task": "images", "fraction": f, "augment": aug, "steps_multiplier": m, "seed": seed,
+             "metric": "domain_fd", "value": v + 2 * aug + seed}
+            for seed in (0, 1) for aug in (False, True) for f, m, v in [
+                (0.01, 1, 90.0), (0.1, 1, 50.0), (1.0, 1, 30.0), (0.01, 4, 80.0), (0.1, 4, 40.0), (1.0, 4, 20.0)]]
+    (tmp_path / "study.json").write_text(json.dumps({"format": "aigc-study/1", "cells": rows, "runs": {}, "notes": [],
+                                                     "recipe": {"images": {"primary": "domain_fd"}}}))
+    res, message = load_study(tmp_path)
+    data = plot_frame(res, "images", "data")
+    assert message == "" and data["legend"] == ["1x steps, augment on", "4x steps, augment on"]
+    assert data["order"] == ["1%", "10%", "100%"]
+    aug = plot_frame(res, "images", "augment")
+    assert aug["legend"] == ["1x steps, augment off", "1x steps, augment on", "4x steps, augment off",
+                             "4x steps, augment on"]
+    assert len({aug["color_map"][k] for k in aug["legend"]}) == 4
+    said = {a["key"]: a["sentences"] for a in res["answers"]}
+    assert reading(res, "images", "data") == said["crossing"][-1] and "more data was worth more" in said["crossing"][-1]
+    assert reading(res, "images", "augment") == said["augmentation"][-1]
+    tab = _tab(tmp_path)
+    assert [k for _, k, _ in tab.plots] == ["data", "augment"] and len(tab.readings) == 2
+
+
+def test_data_tab_without_results_says_how_to_make_them(tmp_path):
+    tab = _tab(tmp_path)
+    assert tab.results is None and "No study results yet" in tab.message and not tab.plots
+    assert "aigc study data-vs-compute --out runs/study" in tab.commands.value
+    (tmp_path / "study.json").write_text("{broken")
+    assert "could not be read" in _tab(tmp_path).message

@@ -85,3 +85,14 @@ def test_latent_endpoints_through_the_client(models):
         assert client.predict("textvae-tang", 2, 1, api_name="/text_vae_sample")           # still serving
     finally:
         demo.close()
+
+
+def test_interpolation_shows_the_typed_lines_and_why(models):
+    from demo.text_latent import LatentHandlers
+
+    h = LatentHandlers(models)
+    rows, info = h.interpolate("textvae-tang", "床前明月光", "低头思故乡", 4)
+    assert rows[0][3] == "A: 床前明月光" and rows[-1][3] == "B: 低头思故乡" and rows[1][3] == ""
+    assert "床前明月光" in info and ("reconstructions of the encoded lines" in info or "exactly" in info)
+    cold, warm = (h.sample("textvae-tang", 4, 0, t) for t in (0.0, 1.5))
+    assert cold == h.sample("textvae-tang", 4, 0, 0.0) and cold != warm

@@ -207,3 +207,57 @@ def test_published_text_model_appears_in_the_text_picker(weights, tmp_path):
     assert seed == 3 and len(text) == 10
     shutil.rmtree(users / "my-finetune")
     assert models.picker_update("my-finetune")["value"] == "tiny-text"      # gone: back to one that exists
+
+
+def test_continue_regenerate_and_stop(weights):
+    """Continue appends to the text so far; Regenerate draws a new seed; Stop ends a running
+    generation with a last update that says where it stopped, and with nothing running reports a
+    miss (the page then cancels a queued run)."""
+    import threading
+
+    import gradio as gr
+
+    from demo.text_tab import TextModels, build_text_tab
+
+    with gr.Blocks():
+        h = build_text_tab(TextModels(weights))
+    args = (0.8, 0, 1.0, 1.0, 20, 7, "")
+    first = list(h.generate("tiny-text", "To be", *args))[-1][0]
+    text, seed, info = list(h.continue_("tiny-text", "To be", first, *args))[-1]
+    assert text.startswith(first) and len(text) == 40 and seed == 7 and "40 characters" in info
+    with pytest.raises(gr.Error, match="Continue reads at most"):
+        list(h.continue_("tiny-text", "To be", "x" * (MAX_PROMPT_CHARS + 1), *args))
+    seeds = {list(h.regenerate("tiny-text", "To be", *args))[-1][1] for _ in range(3)}
+    assert 7 not in seeds and len(seeds) >= 2
+
+    assert h.stop(0) == 1                                  # nothing running: a miss
+    run = h.generate("tiny-text", "To be", 0.8, 0, 1.0, 1.0, MAX_NEW_CHARS, 7, "")
+    out = [next(run)]
+    assert h.stop(1) == 1                                  # found the run: no miss
+    out += list(run)
+    text, _, info = out[-1]
+    assert f"stopped at {len(text)} characters" in info and len(text) < MAX_NEW_CHARS
+    assert h._runs == {}
+    ev = threading.Event()
+    h._runs["other-session"] = {ev}                        # another person's run is not stopped
+    assert h.stop(0) == 1 and not ev.is_set()
+
+
+def test_examples_and_presets():
+    from pathlib import Path
+
+    from demo.text_examples import ARTICLE_FIRST_SENTENCE, PRESETS, preset_values, prompt_examples
+    from demo.text_tab import preset_knobs
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "data/text/article_example_zh.txt").read_text(encoding="utf-8").startswith(ARTICLE_FIRST_SENTENCE)
+    rows = prompt_examples({"char-shakespeare": "shakespeare", "mine": None, "char-zh": "zh-modern"})
+    assert ["char-zh", ARTICLE_FIRST_SENTENCE] in rows and all(r[0] != "mine" for r in rows)
+    assert rows[0][0] == "char-shakespeare"
+    assert not any(r[0] == "char-zh" for r in prompt_examples({"char-shakespeare": "shakespeare"}))
+    assert set(PRESETS) == {"faithful", "balanced", "wild"}
+    assert PRESETS["faithful"][0] < PRESETS["balanced"][0] < PRESETS["wild"][0]
+    assert [u["value"] for u in preset_knobs("wild")] == list(preset_values("wild"))
+    assert all("value" not in u for u in preset_knobs("custom"))
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_values("hot")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio_helpers import launch, make_weights
+from studio_helpers import launch, make_weights, save_user_model
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -396,22 +396,6 @@ def test_bounded_queue_and_per_session_state(weights):
 
 
 # =================================================================== user models appear while the app runs
-def _save_user_model(folder, kind="dcgan", seed=1, **kw):
-    import torch
-
-    from aigc import checkpoint as ckpt
-    from aigc.kinds import build
-
-    torch.manual_seed(seed)
-    if kind == "char-lm":
-        from aigc.text.tokenizer import CharTokenizer
-        tok = CharTokenizer.from_text("once upon a time, a small model wrote.\n")
-        m = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
-    else:
-        m = build(kind, tiny=True, **kw)
-    return ckpt.save_pretrained(m, folder, meta={"dataset": "upload:x"}, metrics={"copy_rate": 0.0})
-
-
 def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
     """New folders in the user-models folder are loaded by refresh() / add(); a name taken by a
     shipped model gets a suffix; text models are offered by text_choices(); bad folders (pickled
@@ -423,15 +407,15 @@ def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
     from demo.models import ModelRegistry
 
     users = tmp_path / "user_models"
-    _save_user_model(users / "early")                      # there before the app starts
+    save_user_model(users / "early")                      # there before the app starts
     reg = ModelRegistry(weights, user_models=users)
     assert "early" in reg.image_models() and reg.entries["early"].user and reg.version == 0
     assert reg.refresh() == [] and reg.version == 0
 
-    _save_user_model(users / "dcgan-mnist", seed=2)       # clashes with a shipped name
-    _save_user_model(users / "my-poems", kind="char-lm")
+    save_user_model(users / "dcgan-mnist", seed=2)       # clashes with a shipped name
+    save_user_model(users / "my-poems", kind="char-lm")
     pickled = users / "pickled"
-    _save_user_model(pickled)
+    save_user_model(pickled)
     (pickled / "model.safetensors").write_bytes(b"\x80\x04" + b"\x00" * 64)   # a pickle, not safetensors
     (users / "no-config").mkdir()
     (users / ".tmp-20990101").mkdir()                      # a model being copied in: not looked at
@@ -459,7 +443,7 @@ def test_registry_finds_user_models_while_running(weights, tmp_path, caplog):
     with pytest.raises(ValueError, match="unknown text model 'dcgan-mnist'"):
         reg.text_pipeline("dcgan-mnist")
 
-    name = reg.add(_save_user_model(users / "just-finished", seed=3))   # what a finished job does
+    name = reg.add(save_user_model(users / "just-finished", seed=3))   # what a finished job does
     assert name == "just-finished" and reg.entries[name].ready and reg.version == 2
     assert reg.add(users / "just-finished") == name and reg.version == 2
     assert reg.name_for(users / "just-finished") == name
@@ -485,7 +469,7 @@ def test_image_picker_refreshes_when_models_change(weights, tmp_path):
     studio = Studio(reg, tmp_path / "tmp")
     upd, v = studio.model_choices("vae-mnist", reg.version)
     assert v == 0 and upd == gr.skip()                                   # nothing new: the page keeps its list
-    _save_user_model(users / "fresh")
+    save_user_model(users / "fresh")
     upd, v = studio.model_choices("vae-mnist", 0)
     assert v == 1 and "fresh" in upd["choices"] and upd["value"] == "vae-mnist"
 
@@ -504,3 +488,47 @@ def test_image_picker_refreshes_when_models_change(weights, tmp_path):
     assert len(on_change) >= 3                                           # + the Models table + the tab's own picker
     on_focus = [d for d in cfg["dependencies"] if [model_id, "focus"] in [list(t) for t in d["targets"]]]
     assert on_focus and model_id in on_focus[0]["outputs"]
+
+
+def test_finetune_panel_shaping():
+    """Curves a person can read, and the text flow's side-by-side scores (demo.finetune_view,
+    demo.finetune_compare)."""
+    from demo.finetune_compare import score_table
+    from demo.finetune_view import loss_rows, short_series
+
+    rows = [{"step": i, "value": v, "series": "loss"} for i, v in enumerate([4.0, 0.0, 4.0])]
+    smooth, note = loss_rows(rows, smooth=True)
+    assert [round(r["value"], 2) for r in smooth] == [4.0, 2.4, 3.04] and "smoothed" in note
+    logged, note = loss_rows(rows + [{"step": 0, "value": -1.0, "series": "d_loss"}], log_y=True)
+    assert not logged and "left out" in note and "d_loss" in note          # log of 0 or below: left out
+    assert short_series("held-out cross-entropy (nats/char)") == "held-out nats/char"
+    table = score_table({"quality_first": {"nats_per_char": 3.2}, "quality_last": {"nats_per_char": 2.9},
+                         "model_path": None})
+    assert "| held-out cross-entropy" in table and "3.200 | 2.900" in table
+    s = {"quality_first": {"nats_per_char": 3.2, "text_copy_rate": 0.01},
+         "quality_last": {"nats_per_char": 2.9, "text_copy_rate": 0.04}}
+    assert "1.0% | 4.0%" in score_table(s)
+    assert score_table({"quality_first": {}, "quality_last": {}}) == ""
+
+
+def test_models_tab_scales_kid_and_serves_only_samples_png(weights):
+    from demo.models import ModelRegistry
+    from demo.models_tab import metric_items, model_card, model_samples
+
+    assert dict(metric_items({"kid": 0.01706, "fid": 10.39})) == {"KID×1000": "17.06", "FID": "10.39"}
+    reg = ModelRegistry(weights)
+    assert model_samples(reg, "vae-mnist") is None                      # none beside its weights
+    assert model_samples(reg, "../../etc") is None and model_samples(reg, None) is None
+    assert "](samples.png)" not in model_card(reg, "vae-mnist")
+
+
+def test_clusters_endpoint_through_the_client(server):
+    """The clusters view is a named endpoint (model, seed, temperature); a model without clusters
+    gets one clear line (tests/test_vade_ui.py covers a VaDE)."""
+    c = client(server)
+    params = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/clusters"]["parameters"]
+    assert [p["parameter_name"] for p in params] == ["model", "seed", "temperature"]
+    with pytest.raises(Exception, match="not a VaDE"):
+        c.predict("vae-mnist", 0, 1.0, api_name="/clusters")
+    gal, _ = c.predict("vae-mnist", "any", 4, 1, 1.0, api_name="/sample")          # still serving
+    assert len(gal) == 1

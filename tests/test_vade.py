@@ -8,7 +8,7 @@ from torch import distributions as D
 
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.models.vade_init import fit_diag_gmm, init_prior_from_gmm, pretrain_autoencoder
+from aigc.train.vade_init import fit_diag_gmm, init_prior_from_gmm, pretrain_autoencoder
 
 TINY = {"conv": {"arch": "conv", "width": 4, "hidden": 16, "latent_dim": 3, "n_clusters": 3},
         "mlp": {"arch": "mlp", "mlp_hidden": [32, 16], "latent_dim": 3, "n_clusters": 3}}
@@ -165,13 +165,6 @@ def test_safetensors_state_round_trip(tmp_path):
     torch.testing.assert_close(other.cluster_posterior(x), model.cluster_posterior(x))
 
 
-def _registered() -> bool:
-    from aigc.kinds import KINDS
-
-    return "vade" in KINDS
-
-
-@pytest.mark.skipif(not _registered(), reason="kind not yet registered")
 def test_save_and_load_pretrained(tmp_path):
     from aigc import checkpoint
 
@@ -184,3 +177,127 @@ def test_save_and_load_pretrained(tmp_path):
     torch.testing.assert_close(loaded.cluster_posterior(x), model.eval().cluster_posterior(x))
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     torch.testing.assert_close(loaded.sample(2, cluster=1, generator=g()), model.sample(2, cluster=1, generator=g()))
+
+
+# -- training through the loop ------------------------------------------------------------------------
+def toy_data(n: int = 96, shape=(28, 28, 1)):
+    from aigc.data.images import ImageData
+
+    rng = np.random.default_rng(0)
+    return ImageData("toy", (rng.random((n, *shape)) * 255).astype(np.uint8))
+
+
+def run_vade(out, steps: int, pretrain: int = 4, resume=None):
+    from aigc.train.loop import TrainOptions, train
+
+    opts = TrainOptions(model="vade", data="toy", out=str(out), tiny=True, max_steps=steps, batch_size=16,
+                        pretrain_steps=pretrain, gmm_images=64, gmm_n_init=1, progress=False, log_every=1,
+                        sample_every=1000, ckpt_every=1000)
+    return train(opts, data=toy_data(), resume=resume)
+
+
+def test_trains_through_the_loop_with_a_phase_switch(tmp_path, one_thread):
+    import json
+
+    from aigc import checkpoint
+    from aigc.fileio import read_config
+
+    model_dir = run_vade(tmp_path / "run", 7, pretrain=3)
+    rows = [json.loads(ln) for ln in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == [0, 0, 0, 1, 1, 1, 1]
+    assert "gmm_ll" in rows[3] and "kl" in rows[3] and "kl" not in rows[2]
+    assert rows[3]["lr"] == pytest.approx(2e-3) and rows[0]["lr"] == pytest.approx(1e-3)
+    state = checkpoint.load_state(tmp_path / "run" / "state.pt")
+    assert state["objective"]["phase"] == "elbo" and state["objective"]["gmm"]["gmm_images"] == 64
+    opts = json.loads((tmp_path / "run" / "options.json").read_text())
+    assert opts["pretrain_steps"] == 3 and opts["gmm_images"] == 64
+    assert read_config(model_dir)["kind"] == "vade"
+    loaded = checkpoint.from_pretrained(model_dir)
+    assert loaded.cluster_posterior(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("pretrain", [2, 4, 6])
+def test_resume_across_the_phase_switch_is_exact(tmp_path, pretrain, one_thread):
+    """The switch before, at and after the resumed step: 8 straight steps == 4 + resume + 4."""
+    from aigc import checkpoint
+
+    straight = checkpoint.from_pretrained(run_vade(tmp_path / "a", 8, pretrain)).state_dict()
+    run_vade(tmp_path / "b", 4, pretrain)
+    resumed = checkpoint.from_pretrained(run_vade(tmp_path / "b", 8, pretrain, resume=tmp_path / "b")).state_dict()
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_objective_options_are_resolved_and_checked():
+    from aigc.train.objectives.vade import VaDEObjective
+    from aigc.train.options import VaDEOptions
+
+    new = VaDEObjective.resolve(VaDEOptions(), 6500, fine_tune=False)
+    assert new.pretrain_steps == 1500 and new.gmm_images == 10_000
+    tune = VaDEObjective.resolve(VaDEOptions(), 6500, fine_tune=True)
+    assert tune.pretrain_steps == 0 and tune.gmm_images == 0
+    assert VaDEObjective.resolve(VaDEOptions(), 10 ** 9, fine_tune=False).pretrain_steps == 10_000
+    for bad in ({"pretrain_steps": -1}, {"gmm_images": 10 ** 6}, {"lr_step_gamma": 0.0}):
+        with pytest.raises(ValueError):
+            VaDEOptions(**{"pretrain_steps": 1, "gmm_images": 1, **bad}).check()
+
+
+# -- pipeline, metrics, upload groups ---------------------------------------------------------------
+def test_image_pipeline_samples_clusters_and_encodes_to_a_posterior():
+    from aigc.latent.directions import compute_directions
+    from aigc.pipelines.image import ImagePipeline
+
+    model = tiny("mlp")
+    random_prior(model)
+    pipe = ImagePipeline(model, name="t")
+    assert pipe.clustered and pipe.n_clusters == 3
+    assert pipe(4, seed=1, cluster=2).images.shape == (4, 28, 28, 1)
+    z = pipe.latents(5, 1, cluster="2", temperature=0.0)
+    torch.testing.assert_close(z, model.prior_mu[[2] * 5].detach())
+    with pytest.raises(ValueError, match="cluster"):
+        pipe(1, cluster=3)
+    imgs = (torch.rand(3, 28, 28, 1) * 255).to(torch.uint8).numpy()
+    s = pipe.encode(imgs)
+    assert s.latents.shape == (3, 3) and s.posterior.shape == (3, 3)
+    np.testing.assert_allclose(s.posterior, pipe.cluster_posterior(imgs), rtol=1e-5, atol=1e-6)
+    assert pipe.cluster_weights().sum() == pytest.approx(1.0)
+    d = compute_directions(model, torch.rand(20, 1, 28, 28), k=2)
+    assert d.method == "pca-posterior-means" and len(d.dim_order) == 3
+    assert compute_directions(model, None, k=2).vectors.shape == (2, 3)
+    from aigc.kinds import build
+    with pytest.raises(ValueError, match="not a VaDE"):
+        ImagePipeline(build("vae", tiny=True)).latents(1, 0, cluster=0)
+
+
+def test_cluster_metrics_score_the_test_images(one_thread):
+    from aigc.eval import evaluate
+    from aigc.kinds import build
+
+    res = evaluate(tiny("mlp"), "mnist", metrics="cluster_acc,nmi", n=300)
+    assert 0 < res["cluster_acc"] <= 1 and 0 <= res["nmi"] <= 1 and res["cluster_n"] == 300
+    assert "Hungarian" in res["protocol"]
+    with pytest.raises(ValueError, match="clustering model"):
+        evaluate(build("vae", tiny=True), "mnist", metrics="nmi", n=10)
+
+
+def test_group_upload_counts_groups_and_names_misfits_or_says_why_not():
+    from aigc.data.uploads import format_report, group_upload
+
+    model = tiny("mlp")
+    random_prior(model)
+    imgs = toy_data(60).images
+    g = group_upload(imgs, None, model=model)
+    assert g["fits"] and g["images"] == 60 and sum(x["size"] for x in g["groups"]) == 60
+    assert g["groups_used"] == len(g["groups"]) <= 3
+    assert [x["size"] for x in g["groups"]] == sorted((x["size"] for x in g["groups"]), reverse=True)
+    assert all(0 < len(x["examples"]) <= 6 for x in g["groups"])
+    m = g["misfits"]
+    assert m["count"] >= len(m["examples"]) and all(e["why"] for e in m["examples"])
+    report = {"kind": "text", "file": "x", "chars": 1, "distinct_chars": 1, "recommendation": "r", "groups": g}
+    assert f"your 60 images fall into {g['groups_used']} group" in format_report(report)
+    no = group_upload(toy_data(5, (32, 32, 3)).images, None, model=model)
+    assert not no["fits"] and "32x32 colour" in no["reason"] and "28x28 grey" in no["reason"]
+    assert "groups: your pictures are 32x32 colour" in format_report({**report, "groups": no})
+    with pytest.raises(ValueError, match="uint8"):
+        group_upload(imgs.astype(np.float32), None, model=model)

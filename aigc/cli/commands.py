@@ -1,4 +1,4 @@
-"""The command line: `aigc {list,sample,train,finetune,eval,directions,classifier} ...` (each with --help).
+"""The command line: `aigc {list,sample,train,finetune,eval,cluster,directions,classifier,study} ...` (each with --help).
 
 Thin by design: parse flags, call the library, print. Bad input exits with status 2 and one line
 on stderr; success exits 0. Each subcommand lives in its own module with `register(sub)`.
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from aigc.cli import classifier, directions, evaluate, finetune, sample, train
+from aigc.cli import classifier, cluster, directions, evaluate, finetune, sample, study, train
 from aigc.cli.common import UsageError, parse_set
 
 _parse_set = parse_set          # the name bench/train_throughput.py imports
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dirs", nargs="*", help="extra folders to scan for saved models")
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
     s.set_defaults(func=cmd_list)
-    for module in (sample, train, finetune, evaluate, directions, classifier):
+    for module in (sample, train, finetune, evaluate, cluster, directions, classifier, study):
         module.register(sub)
     return p
 

@@ -10,7 +10,7 @@ from aigc.cli.common import UsageError
 def register(sub) -> None:
     s = sub.add_parser("eval", help="evaluate a saved model (prints metrics)")
     s.add_argument("name", help="a model under weights/, a path to a saved model, or an .npz of samples")
-    s.add_argument("--metrics", default="fid,kid", help="comma-separated: fid, kid, domain_fd, label_acc, nll")
+    s.add_argument("--metrics", default="fid,kid", help="comma-separated: fid, kid, domain_fd, label_acc, nll, cluster_acc, nmi (vade)")
     s.add_argument("--n", type=int, default=10000, help="samples (or test images for nll); default 10000")
     s.add_argument("--data", default=None, help="dataset to compare with (default: the model's own)")
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")

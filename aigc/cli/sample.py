@@ -17,6 +17,7 @@ def register(sub) -> None:
                    help=f"number of samples (default 16; up to {SAMPLE_PNG_MAX:,} in a .png, {SAMPLE_NPZ_MAX:,} in an .npz)")
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same samples (default 0)")
     s.add_argument("--label", default=None, help="class index or name for class-conditional models")
+    s.add_argument("--cluster", type=int, default=None, help="VaDE models: draw from this cluster (0..K-1)")
     s.add_argument("--temperature", type=float, default=None,
                    help="images: latent scale (truncation / prior temperature, default 1); text: sampling temperature (0 = greedy)")
     s.add_argument("--out", default=None, help="FILE.png writes a grid, FILE.npz raw uint8 samples (images, labels)")
@@ -36,15 +37,15 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_sample)
 
 
-def draw(pipe, n: int, seed: int, label=None, temperature: float = 1.0):
+def draw(pipe, n: int, seed: int, label=None, temperature: float = 1.0, cluster=None):
     """n samples of an image pipeline from one seed, decoded SAMPLE_BATCH at a time (the same
-    latents and labels as one call of `pipe(n, seed)`)."""
+    latents and labels as one call of `pipe(n, seed)`); a VaDE's from one `cluster` if given."""
     import numpy as np
 
     from aigc.limits import IMAGE_TEMP_MAX, check_float
     from aigc.pipelines.image import Samples
     temperature = check_float(temperature, 0.0, IMAGE_TEMP_MAX, "--temperature")
-    z = pipe.latents(n, seed) * temperature
+    z = pipe.latents(n, seed, cluster, temperature)
     labels = None
     if pipe.conditional:
         i = pipe.label_index(label)
@@ -62,7 +63,10 @@ def cmd_sample(args) -> int:
     if args.out is not None and Path(args.out).suffix.lower() not in (*IMAGE_SUFFIXES, ".txt", ".json"):
         raise UsageError("--out must end in .png (a grid) or .npz (raw uint8 samples)")
     path = resolve_model_path(args.name)
-    if read_config(path).get("modality", "image") != "image":
+    cfg = read_config(path)
+    if args.cluster is not None and cfg.get("kind") != "vade":
+        raise UsageError(f"--cluster is for VaDE models; {args.name} is a {cfg.get('kind')}")
+    if cfg.get("modality", "image") != "image":
         from aigc.cli.text import sample_text
         return sample_text(path, args)
     if args.out is None:
@@ -76,7 +80,8 @@ def cmd_sample(args) -> int:
         raise UsageError(f"--n must be between 1 and {most:,} for {'an .npz' if npz else 'a .png grid'}")
     from aigc.pipelines.image import ImagePipeline
     pipe = ImagePipeline.from_pretrained(path, device=args.device)
-    s = draw(pipe, args.n, args.seed, args.label, 1.0 if args.temperature is None else args.temperature)
+    s = draw(pipe, args.n, args.seed, args.label, 1.0 if args.temperature is None else args.temperature,
+             args.cluster)
     with atomic_path(out) as tmp:
         if npz:
             import numpy as np

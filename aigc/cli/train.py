@@ -8,7 +8,7 @@ from aigc.cli.common import UsageError, parse_set
 
 def register(sub) -> None:
     s = sub.add_parser("train", help="train a model (CPU, one GPU, or many through torchrun)")
-    s.add_argument("--model", help="model kind: vae, dcgan, seed-gan, char-lm")
+    s.add_argument("--model", help="model kind: vae, vade, dcgan, seed-gan, char-lm, text-vae")
     s.add_argument("--data", help="dataset: mnist, fashion-mnist, shakespeare")
     s.add_argument("--out", help="run folder to create (options.json, stats.jsonl, samples/, model/)")
     s.add_argument("--epochs", type=float, default=None, help="budget in passes over the data")
@@ -57,6 +57,10 @@ def _register_objective_flags(s) -> None:
     s.add_argument("--iwae-k", type=int, default=1,
                    help="vae: importance samples per image in the training bound (default 1: the ELBO; "
                         "k > 1: the IWAE bound, k decoder passes per image)")
+    s.add_argument("--pretrain-steps", type=int, default=None,
+                   help="vade: autoencoder steps before the GMM fit (default: 15/65 of the run, at most 10,000)")
+    s.add_argument("--gmm-images", type=int, default=None,
+                   help="vade: training images the GMM is fitted to (default 10,000; 0: keep the prior as it is)")
 
 
 def cmd_train(args) -> int:
@@ -73,7 +77,8 @@ def cmd_train(args) -> int:
         stop_at_target=args.stop_at_target, tiny=args.tiny, config=parse_set(args.set), init_from=args.init_from,
         diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d,
         gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
-        instance_noise=args.instance_noise, iwae_k=args.iwae_k,
+        instance_noise=args.instance_noise, iwae_k=args.iwae_k, pretrain_steps=args.pretrain_steps,
+        gmm_images=args.gmm_images,
         **({} if args.mode_seeking is None else {"mode_seeking": args.mode_seeking}),
         progress=not args.no_progress)
     if args.resume is not None:

@@ -1,4 +1,5 @@
-"""Evaluation of image generators: FID, KID, domain metrics and likelihood, by name.
+"""Evaluation of image generators: FID, KID, domain metrics and likelihood, by name (text models:
+aigc.eval.text).
 
     from aigc.eval import evaluate
     evaluate(model, "mnist", metrics=("fid", "kid"), n=10000, device="cuda")
@@ -23,6 +24,7 @@ cached under cache/fid/. `domain_fd` and `label_acc` use small per-dataset class
 training curves. `kid_randconv` (KID in an untrained conv net's features, aigc.eval.randfeat) and
 `copy_rate` (share of samples that reproduce a training image) work against any image set
 (`reference=`, e.g. an upload) in well under a second: the fine-tune jobs' quality curves. `nll` is the importance-weighted bound of a VAE on binarised test images.
+`cluster_acc` and `nmi` score a VaDE's clusters of the test images against their labels (aigc.eval.cluster).
 """
 from __future__ import annotations
 

@@ -251,12 +251,16 @@ def label_acc(ctx: EvalContext) -> dict:
 
 
 # -- likelihood ------------------------------------------------------------------------------------------
-def _check_nll(model, dataset: str, has_labels: bool) -> None:
+def _require(model, method: str, needs: str, what: str, lacks: str) -> None:
+    """A metric that runs the model itself on test images: refuse samples, and models without `method`."""
     if model is None:
-        raise ValueError("metric 'nll' needs the model itself (it scores test images), not samples")
-    if not callable(getattr(model, "log_likelihood", None)):
-        raise ValueError(f"metric 'nll' needs a likelihood model (a VAE); a "
-                         f"'{getattr(model, 'kind', type(model).__name__)}' model has no log p(x)")
+        raise ValueError(f"{needs} the model itself (it {what} test images), not samples")
+    if not callable(getattr(model, method, None)):
+        raise ValueError(f"{needs} a {lacks}; a '{getattr(model, 'kind', type(model).__name__)}' model is not one")
+
+
+def _check_nll(model, dataset: str, has_labels: bool) -> None:
+    _require(model, "log_likelihood", "metric 'nll' needs", "scores", "likelihood model (a VAE or VaDE) with log p(x)")
 
 
 def _describe_nll(ctx: EvalContext) -> list[str]:
@@ -305,3 +309,55 @@ def nll(ctx: EvalContext) -> dict:
     if not math.isfinite(value):
         raise FloatingPointError("nll: the model gave a non-finite log-likelihood")
     return {"nll_nats": value, "nll_k": k, "nll_n": n}
+
+
+# -- clustering ----------------------------------------------------------------------------------------
+def _check_clusters(model, dataset: str, has_labels: bool) -> None:
+    _require(model, "cluster_posterior", "clustering metrics (cluster_acc, nmi) need", "clusters",
+             "clustering model (a vade)")
+
+
+def _describe_clusters(ctx: EvalContext) -> list[str]:
+    n = ctx.memo.get("cluster_n", ctx.n)
+    return [f"clustering: most probable cluster q(c|x) at the posterior mean, first {n} {ctx.dataset} test "
+            f"images against their labels; accuracy under the best one-to-one matching (Hungarian), NMI "
+            f"with the arithmetic mean of the entropies"]
+
+
+def _cluster_ids(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
+    """(test labels, predicted clusters) of the first n test images, computed once per context."""
+    if "clusters" not in ctx.memo:
+        data = load_dataset(ctx.dataset, "test")
+        if data.labels is None:
+            raise ValueError(f"{ctx.dataset} has no test labels to compare the clusters with")
+        if tuple(ctx.model.image_shape) != tuple(data.shape):
+            raise ValueError(f"this {ctx.model.kind} takes {tuple(ctx.model.image_shape)} (C x H x W) images; "
+                             f"{ctx.dataset} images are {tuple(data.shape)}")
+        n = min(int(ctx.n), len(data))
+        x = torch.from_numpy(np.array(data.images[:n])).permute(0, 3, 1, 2).float().div(255.0)
+        was_training = ctx.model.training
+        ctx.model.eval()
+        try:
+            pred = ctx.model.predict(x.to(ctx.device)).cpu().numpy()
+        finally:
+            ctx.model.train(was_training)
+        ctx.memo["clusters"] = (np.asarray(data.labels[:n]).astype(np.int64), pred.astype(np.int64))
+        ctx.memo["cluster_n"] = n
+    return ctx.memo["clusters"]
+
+
+@register("cluster_acc", needs_samples=False, check=_check_clusters, describe=_describe_clusters)
+def cluster_acc(ctx: EvalContext) -> dict:
+    """Unsupervised clustering accuracy on the test images (the protocol of DEC and VaDE)."""
+    from aigc.eval.cluster import cluster_accuracy
+    labels, pred = _cluster_ids(ctx)
+    return {"cluster_acc": cluster_accuracy(labels, pred), "clusters_used": int(len(np.unique(pred))),
+            "cluster_n": int(len(pred))}
+
+
+@register("nmi", needs_samples=False, check=_check_clusters, describe=_describe_clusters)
+def nmi(ctx: EvalContext) -> dict:
+    """Normalised mutual information between the test labels and the clusters."""
+    from aigc.eval.cluster import nmi as normalised_mi
+    labels, pred = _cluster_ids(ctx)
+    return {"nmi": normalised_mi(labels, pred), "cluster_n": int(len(pred))}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from aigc import checkpoint as ckpt
+from aigc.eval.textcopy import COPY_WARN
 
 LABELS = {
     "fid": "FID (Inception, lower is better)",
@@ -18,6 +19,7 @@ LABELS = {
     "bits_per_char": "Held-out bits/char",
     "kid_randconv": "KID x 1000 in random-conv features (not Inception; lower is better)",
     "copy_rate": "Copy rate: samples that reproduce a training image (lower is better)",
+    "text_copy_rate": "Text copy rate: generated 12-character spans found verbatim in the upload (lower is better)",
 }
 
 
@@ -26,7 +28,7 @@ def fmt(key: str, value) -> str:
         return "-"
     if key in ("kid", "kid_randconv"):
         return f"{value * 1000:.3f}"
-    if key in ("label_acc", "copy_rate"):
+    if key in ("label_acc", "copy_rate", "text_copy_rate"):
         return f"{100 * value:.2f}%"
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -98,7 +100,39 @@ def write_card(directory: str | Path, *, title: str, summary: str, train_command
     return text
 
 
-QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char")
+QUALITY_KEYS = ("kid_randconv", "copy_rate", "nats_per_char", "text_copy_rate")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _quality_lines(metrics: dict, start: dict | None) -> list[str]:
+    """The quality table: at start, for the weights kept, and at the last step when those differ."""
+    keys = [k for k in QUALITY_KEYS if k in metrics]
+    if not keys:
+        return ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
+    last = metrics.get("at_last_step")
+    kept = f"kept (step {metrics.get('measured_at_step')}, best held-out)" if last else "final"
+    lines = [f"| metric | at start | {kept} |" + (f" last (step {last.get('step')}) |" if last else ""),
+             "| --- | --- | --- |" + (" --- |" if last else "")]
+    for k in keys:
+        s0 = fmt(k, start[k]) if start is not None and k in start else "-"
+        lines.append(f"| {LABELS[k]} | {s0} | {fmt(k, metrics[k])} |" + (f" {fmt(k, last.get(k))} |" if last else ""))
+    lines += ["", f"Protocol: {metrics.get('protocol', '')}", ""]
+    if metrics.get("text_copy_protocol"):
+        lines += [f"Copy rate: {metrics['text_copy_protocol']}.", ""]
+    if "kid_randconv" in keys:
+        lines += ["KID here is measured against the training images themselves, so it also rewards "
+                  "memorisation; read it together with the copy rate.", ""]
+    if isinstance(metrics.get("text_copy_rate"), float) and metrics["text_copy_rate"] > COPY_WARN:
+        lines += [f"Warning: above {COPY_WARN:.0%} of the generated spans are copied from the upload: this model "
+                  "memorised much of it.", ""]
+    return lines
 
 
 def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
@@ -109,48 +143,45 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
     and how it was measured. Returns the metrics written."""
     model_dir = Path(model_dir)
     run_dir = model_dir.parent
-    try:
-        final = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        final = {}
+    last = _read_json(run_dir / "eval.json")
+    summary = _read_json(run_dir / "summary.json")
+    kept = _read_json(run_dir / "eval_best.json") if summary.get("best") else {}
+    final = kept or last          # the evaluation of the weights in model_dir
     from aigc.train.stats import read_stats
     rows = [r for r in read_stats(run_dir) if any(k in r for k in QUALITY_KEYS)]
     start = next((r for r in rows if r["step"] == 0), None)
     metrics = ckpt.read_metrics(model_dir)
-    for k in QUALITY_KEYS + ("copy_rate_median_ratio", "bits_per_char"):
+    for k in QUALITY_KEYS + ("copy_rate_median_ratio", "bits_per_char", "text_copy_spans"):
         if isinstance(final.get(k), (int, float)):
             metrics[k] = final[k]
     if final:
         metrics.update({"protocol": final.get("protocol", ""), "measured_at_step": final.get("step")})
+        if final.get("text_copy_protocol"):
+            metrics["text_copy_protocol"] = final["text_copy_protocol"]
         for k in ("n", "seed", "dataset"):
             if k in final:
                 metrics[k] = final[k]
+    if kept and last and last.get("step") != kept.get("step"):
+        metrics["at_last_step"] = {"step": last.get("step"), **{k: last[k] for k in QUALITY_KEYS if k in last}}
     if start is not None:
         metrics["at_start"] = {k: start[k] for k in QUALITY_KEYS if k in start}
     ckpt.atomic_write_json(model_dir / "metrics.json", metrics)
 
     cfg = ckpt.read_config(model_dir)
-    trained = int(cfg.get("train", {}).get("steps") or steps)
+    trained = int(summary.get("steps") or cfg.get("train", {}).get("steps") or steps)
     limit = f"{max_minutes:g}-minute" if max_minutes else ""
     how = (f"Fine-tuned from `{base}`" if base else f"A new `{kind}` trained from scratch") + \
           f" on the upload `{upload}` for {trained:,} steps" + \
-          (f" (stopped by its {limit} time limit; {steps:,} were allowed)." if trained < steps and limit else
+          (" (stopped early: the held-out score had stopped improving)." if summary.get("stopped_early") else
+           f" (stopped by its {limit} time limit; {steps:,} were allowed)." if trained < steps and limit else
            f" (time limit {max_minutes:g} minutes)." if limit else ".")
+    if kept:
+        how += (f" The weights kept are those of step {kept.get('step')}, where the held-out score was best "
+                "(early stopping), not necessarily the last.")
     title = title or (model_dir.name if model_dir.name != "model" else f"{base or kind} on {upload}")
     lines = [f"# {title}", "", how, ""]
     lines += ["## Quality on the uploaded data (measured during training)", ""]
-    keys = [k for k in QUALITY_KEYS if k in metrics]
-    if keys:
-        lines += ["| metric | at start | final |", "| --- | --- | --- |"]
-        for k in keys:
-            s0 = fmt(k, start[k]) if start is not None and k in start else "-"
-            lines.append(f"| {LABELS[k]} | {s0} | {fmt(k, metrics[k])} |")
-        lines += ["", f"Protocol: {metrics.get('protocol', '')}", ""]
-        if "kid_randconv" in keys:
-            lines += ["KID here is measured against the training images themselves, so it also rewards "
-                      "memorisation; read it together with the copy rate.", ""]
-    else:
-        lines += ["Not measured (quality tracking was off, or the text was too short to hold a slice out).", ""]
+    lines += _quality_lines(metrics, start)
     from aigc.eval.nearest import TRAINING_IMAGES
     if (model_dir / TRAINING_IMAGES).is_file():
         lines += [f"`{TRAINING_IMAGES}` beside the weights holds the prepared training images (uint8, read "

@@ -15,15 +15,22 @@ from aigc.fileio import atomic_write_json
 OWNER_FILE = "owner.json"
 
 
+UNREADABLE = "?unreadable"      # owns a folder whose owner.json cannot be read: hidden from everyone
+
+
 def read_owner(model_dir: str | Path) -> dict | None:
-    """{"owner": ID, "shared": bool}, or None for a folder without a readable owner.json."""
+    """{"owner": ID, "shared": bool}; None for a folder without owner.json (nobody's, public). An
+    owner.json that exists but cannot be read hides the model (fails closed)."""
+    path = Path(model_dir) / OWNER_FILE
+    if not path.exists():
+        return None
     try:
-        o = json.loads((Path(model_dir) / OWNER_FILE).read_text(encoding="utf-8"))
+        o = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        o = None
     if not isinstance(o, dict) or not isinstance(o.get("owner"), str):
-        return None
-    return {"owner": o["owner"], "shared": bool(o.get("shared", False))}
+        return {"owner": UNREADABLE, "shared": False}
+    return {"owner": o["owner"], "shared": o.get("shared") is True}
 
 
 def write_owner(model_dir: str | Path, owner: str, shared: bool = False) -> None:

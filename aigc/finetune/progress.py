@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 _NON_LOSS = {"step", "epoch", "time_s", "img_per_s", "tok_per_s", "lr", "peak_mem_gb", "eval_s",
-             "kid_randconv", "copy_rate", "copy_rate_median_ratio", "nats_per_char", "bits_per_char"}
+             "kid_randconv", "copy_rate", "copy_rate_median_ratio", "nats_per_char", "bits_per_char",
+             "text_copy_rate", "text_copy_spans"}
 # quality measured during a job (aigc finetune's periodic evaluation): stats key -> (series label, scale)
 QUALITY_SERIES = {
     "kid_randconv": ("KID×1000 (random-conv features, vs your data)", 1000.0),
     "copy_rate": ("copy rate % (samples reproducing a training image)", 100.0),
     "nats_per_char": ("held-out cross-entropy (nats/char)", 1.0),
+    "text_copy_rate": ("text copy rate % (generated 12-character spans found in your text)", 100.0),
 }
 
 

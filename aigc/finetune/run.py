@@ -7,6 +7,11 @@ train, and write the model card. The CLI, the job worker and the studio's checks
 Bad input raises ValueError with one line. `on_progress(event)` receives dicts with a "phase"
 ("report": the preparation report as "text"; "note": a remark as "text"; "running": training starts,
 with "total" steps; "done": the model folder as "path" and a summary "text").
+
+A text upload on a saved base: characters the base lacks are added to its vocabulary; the last 10%
+is held out and its cross-entropy measured throughout, beside the copy rate of generated text
+(aigc.eval.textcopy); the model kept is the one of the best held-out score, and training stops
+when that has not improved for `patience` evaluations.
 """
 from __future__ import annotations
 
@@ -18,6 +23,9 @@ from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 
 FINETUNE_KINDS = ("vae", "dcgan", "char-lm")     # what an upload can train (a text VAE needs poem lines)
 IMAGE_RESOLUTIONS = (28, 32, 64)
+# a saved char-lm on one short text (bench/story_finetune.py measured these; bench/README.md)
+TEXT_FINETUNE_LR = 3e-4         # 1e-3 overfits a 5,000-character story by step 30; 3e-4 gains as much, later
+TEXT_FINETUNE_PATIENCE = 4      # evaluations without a better held-out score before stopping
 
 
 @dataclass
@@ -38,6 +46,8 @@ class FinetuneSpec:
     progress: bool = True              # tqdm bar on stderr
     live: bool = False                 # frequent logs, samples and checkpoints (a job someone watches)
     resume: bool = False               # continue the run in `out` from its state.pt when it has one
+    lr: float | None = None            # None: the objective's default (text fine-tunes: TEXT_FINETUNE_LR)
+    patience: int | None = None        # text: evaluations without a better held-out score before stopping
 
 
 @dataclass
@@ -125,6 +135,12 @@ def check_spec(spec: FinetuneSpec) -> None:
         m = check_number(spec.max_minutes, "the time limit")
         if not 0 < m <= FINETUNE_MINUTES_MAX:
             raise ValueError(f"the time limit must be more than 0 and at most {FINETUNE_MINUTES_MAX:,} minutes")
+    if spec.lr is not None:
+        from aigc.limits import check_number
+        if not 0 < check_number(spec.lr, "the learning rate") <= 1:
+            raise ValueError("the learning rate must be more than 0 and at most 1")
+    if spec.patience is not None:
+        check_int(spec.patience, 0, FINETUNE_STEPS_MAX, "patience")
     if not Path(spec.data).is_file():
         raise ValueError(f"{Path(spec.data).name}: no such data file")
 
@@ -141,7 +157,7 @@ def _prepare_images(spec: FinetuneSpec, base: Base, out: Path, emit):
         raise ValueError(problem)
     if base.path is not None and data.labels is not None and not (base.config or {}).get("config", {}).get("num_classes"):
         data.labels, data.class_names = None, []    # an unconditional base ignores folders
-    return data, None
+    return data, None, None
 
 
 def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
@@ -161,7 +177,10 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
         tok = CharTokenizer.from_text(prep.text)
         report["tokenizer"] = f"new, {tok.vocab_size} symbols from the upload"
     else:
-        report["tokenizer"] = f"{base.name}'s, {tok.vocab_size} symbols"
+        added = prep.tokenizer.vocab_size - tok.vocab_size
+        report["tokenizer"] = f"{base.name}'s, {tok.vocab_size} symbols" + (
+            f" + {added} added from the upload = {prep.tokenizer.vocab_size}" if added else "")
+        tok = prep.tokenizer
     train_text, held_text, note = split_heldout(prep.text, block)
     report["heldout_chars"], report["heldout_note"] = len(held_text), note
     name = Path(spec.data).name
@@ -172,15 +191,39 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
         heldout = TextData(name=data.name, text=held_text, tokenizer=tok, block_size=block, split="heldout")
     out.mkdir(parents=True, exist_ok=True)
     write_report(out, report)
-    emit("report", text=format_report(report) + f"\n  tokenizer: {report['tokenizer']}\n  {note}", report=report)
-    return data, heldout
+    lines = [format_report(report), f"  tokenizer: {report['tokenizer']}"]
+    if report.get("added_chars"):
+        lines.append(f"  added {report['added_chars']} characters to the vocabulary: {report['added_sample']}")
+    if report.get("script_note"):
+        lines.append(f"  note: {report['script_note']}")
+    emit("report", text="\n".join(lines + [f"  {note}"]), report=report)
+    return data, heldout, _copy_tracker(train_text, emit) if held_text else None
+
+
+def _copy_tracker(text: str, emit):
+    """The text copy rate as an extra evaluation, with a warning line each time it climbs past COPY_WARN."""
+    from aigc.eval.textcopy import COPY_WARN, TextCopyMeter
+    meter, above = TextCopyMeter(text), [False]
+
+    def measure(model) -> dict:
+        res = meter(model)
+        if res["text_copy_rate"] > COPY_WARN and not above[0]:
+            emit("note", text=f"warning: {res['text_copy_rate']:.0%} of generated 12-character spans are copied "
+                              f"from the upload (above {COPY_WARN:.0%}): the model is memorising it")
+        above[0] = res["text_copy_rate"] > COPY_WARN
+        return {**res, "text_copy_protocol": meter.protocol()}
+    return measure
 
 
 def _train_options(spec: FinetuneSpec, base: Base, data, heldout, upload: str, batch: int):
     from aigc.train.loop import TrainOptions
     steps = spec.steps
+    text_ft = upload == "text" and heldout is not None    # held-out score decides what is kept
+    lr = spec.lr if spec.lr is not None else (TEXT_FINETUNE_LR if text_ft and base.path is not None else None)
+    patience = TEXT_FINETUNE_PATIENCE if spec.patience is None else spec.patience
     # quality over time: KID (random-conv features) and copy rate against the upload, or held-out
-    # cross-entropy; a due evaluation is skipped while evaluating has cost over 10% of training time
+    # cross-entropy; images skip a due evaluation while evaluating has cost over 10% of training time,
+    # text never does: its evaluations choose the weights kept (and cost ~1 s: a 10% held-out slice)
     eval_every = max(1, steps // 20) if spec.eval_every is None else max(0, spec.eval_every)
     if upload == "text" and heldout is None:
         eval_every = 0
@@ -193,9 +236,11 @@ def _train_options(spec: FinetuneSpec, base: Base, data, heldout, upload: str, b
                         max_minutes=spec.max_minutes, device=spec.device, seed=spec.seed,
                         tiny=spec.tiny and base.path is None, config=dict(spec.overrides or {}),
                         init_from=None if base.path is None else str(base.path), progress=spec.progress,
-                        diffaug=True, eval_every=eval_every,
+                        diffaug=True, eval_every=eval_every, lr=lr, keep_best=text_ft and bool(eval_every),
+                        patience=patience if text_ft and eval_every else 0,
                         eval_metric="kid_randconv,copy_rate" if upload == "images" else "nats_per_char",
-                        eval_n=256 if upload == "images" else 64, eval_budget=0.1, eval_at_start=True, **cadence)
+                        eval_n=256 if upload == "images" else 64, eval_budget=0.0 if text_ft else 0.1,
+                        eval_at_start=True, **cadence)
 
 
 def finetune(spec: FinetuneSpec, on_progress: Callable[[dict], None] | None = None) -> Path:
@@ -216,7 +261,7 @@ def finetune(spec: FinetuneSpec, on_progress: Callable[[dict], None] | None = No
         raise ValueError("config overrides change a new model's config; a fine-tuned model keeps its base's")
     check_modality(base, upload)
     prepare = _prepare_images if upload == "images" else _prepare_text
-    data, heldout = prepare(spec, base, out, emit)
+    data, heldout, extra = prepare(spec, base, out, emit)
     batch = min(spec.batch_size, len(data))
     if batch < spec.batch_size:
         emit("note", text=f"note: batch size lowered to {batch} (the data holds {len(data)} examples)")
@@ -225,9 +270,9 @@ def finetune(spec: FinetuneSpec, on_progress: Callable[[dict], None] | None = No
     if spec.resume and (out / "state.pt").is_file():
         again = TrainOptions(max_steps=spec.steps, epochs=None, max_minutes=None, progress=spec.progress,
                              device=spec.device)
-        path = train(again, data=data, resume=str(out), heldout=heldout)
+        path = train(again, data=data, resume=str(out), heldout=heldout, extra_eval=extra)
     else:
-        path = train(opts, data=data, heldout=heldout)
+        path = train(opts, data=data, heldout=heldout, extra_eval=extra)
     if upload == "images":                 # kept beside the model for the nearest-image check
         from aigc.eval.nearest import save_training_images
         save_training_images(path, data)
@@ -236,8 +281,28 @@ def finetune(spec: FinetuneSpec, on_progress: Callable[[dict], None] | None = No
     write_finetune_card(path, base=base.name if base.path is not None else None, kind=base.kind,
                         upload=Path(spec.data).name, steps=spec.steps, max_minutes=spec.max_minutes,
                         overrides=dict(spec.overrides or {}))
-    done = int(read_config(path).get("train", {}).get("steps") or spec.steps)
-    how = f"fine-tuned {base.name}" if base.path is not None else f"trained a new {base.kind}"
-    limit = f" (stopped by the {spec.max_minutes:g}-minute limit)" if done < spec.steps else ""
-    emit("done", path=str(path), steps=done, text=f"{how} for {done} steps{limit}; saved model to {path}")
+    kept = int(read_config(path).get("train", {}).get("steps") or 0)
+    emit("done", path=str(path), steps=kept, text=done_line(base, spec, out, path, kept))
     return path
+
+
+def done_line(base: Base, spec: FinetuneSpec, out: Path, path: Path, kept: int) -> str:
+    """The one-line summary: steps run, why it stopped, which step's weights were kept."""
+    import json
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    ran = int(summary.get("steps") or kept)
+    how = f"fine-tuned {base.name}" if base.path is not None else f"trained a new {base.kind}"
+    why = ""
+    if summary.get("stopped_early"):
+        why = " (stopped early: the held-out score stopped improving)"
+    elif ran < spec.steps and spec.max_minutes:
+        why = f" (stopped by the {spec.max_minutes:g}-minute limit)"
+    best = summary.get("best")
+    keep = ""
+    if isinstance(best, dict):
+        keep = (f"; kept the weights of step {best['step']} (best held-out {best['metric']} {best['value']:.3f})"
+                if best["step"] != ran else f"; the last step had the best held-out {best['metric']}")
+    return f"{how} for {ran} steps{why}{keep}; saved model to {path}"

@@ -98,6 +98,9 @@ def early_features(model, z: torch.Tensor, labels: torch.Tensor | None = None) -
         return model.generator[1](model.generator[0](z))
     if kind == "vae":
         return model.from_z[1](model.from_z[0](z))
+    if kind == "vade":        # its body is the conv VAE's (from_z) or the paper's MLP (decoder)
+        first = getattr(model.body, "from_z", None) or model.body.decoder
+        return first[1](first[0](z))
     return model.decode(z, labels).flatten(1)
 
 
@@ -170,7 +173,7 @@ def vae_directions(model, images: torch.Tensor, k: int = 10) -> Directions:
 def compute_directions(model, images: torch.Tensor | None = None, k: int = 10, seed: int = 0) -> Directions:
     """Directions for any image model. VAEs need training images (N x C x H x W in [0, 1]);
     without them they fall back to GANSpace on the decoder (and have no KL ordering)."""
-    if model.kind == "vae" and images is not None and len(images) > 1:
+    if model.kind in ("vae", "vade") and images is not None and len(images) > 1:
         return vae_directions(model, images, k)
     return ganspace(model, k=k, seed=seed)
 

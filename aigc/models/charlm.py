@@ -207,6 +207,22 @@ class CharLM(GenerativeModel):
             raise ValueError("this char-lm has no tokenizer attached (set_tokenizer, or load a saved model)")
         return self.tokenizer
 
+    @torch.no_grad()
+    def grow_vocab(self, tokenizer: CharTokenizer) -> int:
+        """Adopt a tokenizer that extends this model's (a fine-tune's new characters) -> symbols added.
+        Old rows, and so the old characters' logits, stay as they are; a new row starts at the mean
+        embedding, so its logit is the mean logit: far below the likely characters until trained."""
+        old = self._need_tokenizer()
+        if not tokenizer.extends(old):
+            raise ValueError("a grown tokenizer must keep this model's vocabulary as its first symbols")
+        w = self.tok_emb.weight
+        added = tokenizer.vocab_size - old.vocab_size
+        emb = nn.Embedding(tokenizer.vocab_size, w.shape[1], device=w.device, dtype=w.dtype)
+        emb.weight.copy_(torch.cat([w, w.mean(0, keepdim=True).expand(added, -1)]))
+        emb.train(self.training)
+        self.tok_emb, self.config.vocab_size, self.tokenizer = emb, tokenizer.vocab_size, tokenizer
+        return added
+
     def extra_files(self) -> dict:
         return {} if self.tokenizer is None else {"tokenizer.json": self.tokenizer.to_json()}
 

@@ -31,6 +31,7 @@ class Samples:
     images: np.ndarray              # uint8 N x H x W x C
     labels: np.ndarray | None       # int64 N, for conditional models
     latents: np.ndarray             # float32 N x D
+    posterior: np.ndarray | None = None   # VaDE's encode: q(c|x), float32 N x K
 
     def pil(self) -> list:
         return [to_pil(im) for im in self.images]
@@ -62,6 +63,39 @@ class ImagePipeline:
     def conditional(self) -> bool:
         return self.model.num_classes > 0
 
+    @property
+    def clustered(self) -> bool:
+        """A VaDE: sampling takes a cluster and encoding gives the cluster posterior."""
+        return callable(getattr(self.model, "cluster_posterior", None))
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.model.n_clusters) if self.clustered else 0
+
+    def cluster_index(self, cluster) -> int | None:
+        """A cluster id given by a person -> int, or None; one clear line when it cannot be one."""
+        if cluster is None:
+            return None
+        if not self.clustered:
+            raise ValueError(f"{self.name} is a {self.kind}, not a VaDE; it has no clusters")
+        if isinstance(cluster, str) and cluster.strip().lstrip("-").isdigit():
+            cluster = int(cluster)
+        return self.model.check_cluster(cluster)
+
+    def cluster_weights(self) -> np.ndarray:
+        """The mixture weights pi (K): each cluster's share of the data the model was trained on."""
+        if not self.clustered:
+            raise ValueError(f"{self.name} is a {self.kind}, not a VaDE; it has no clusters")
+        return torch.softmax(self.model.prior_logits.detach().float().cpu(), 0).numpy()
+
+    @torch.no_grad()
+    def cluster_posterior(self, images, batch: int = 500) -> np.ndarray:
+        """q(c|x) of each picture (uint8 N x H x W x C or float N x C x H x W): float32 N x K."""
+        if not self.clustered:
+            raise ValueError(f"{self.name} is a {self.kind}, not a VaDE; it cannot cluster pictures")
+        x = self._image_tensor(images)
+        return self.model.cluster_posterior(x, batch=batch).float().cpu().numpy()
+
     def label_index(self, label) -> int | None:
         """A class given by index or by name -> index (None if unconditional and label is None)."""
         if label is None:
@@ -78,23 +112,30 @@ class ImagePipeline:
             raise ValueError(f"label must be in 0..{self.model.num_classes - 1}")
         return i
 
-    def latents(self, n: int, seed: int) -> torch.Tensor:
-        return torch.randn(n, self.model.latent_dim, generator=seeded(seed))
+    def latents(self, n: int, seed: int, cluster=None, temperature: float = 1.0) -> torch.Tensor:
+        """n prior latents from `seed`: N(0, I) x temperature; a VaDE draws from its mixture (one
+        cluster when `cluster` is given), temperature scaling each component's spread."""
+        g = seeded(seed)
+        c = self.cluster_index(cluster)
+        if self.clustered:
+            return self.model.sample_latent(n, g, cluster=c, temperature=float(temperature)).cpu()
+        return torch.randn(n, self.model.latent_dim, generator=g) * float(temperature)
 
     @torch.no_grad()
-    def __call__(self, n: int = 16, seed: int = 0, label=None, temperature: float = 1.0) -> Samples:
+    def __call__(self, n: int = 16, seed: int = 0, label=None, temperature: float = 1.0, cluster=None) -> Samples:
         """n images from `seed`. Conditional models: `label` fixes the class (index or name);
-        without it, classes cycle 0, 1, 2, ... so a grid shows every class."""
+        without it, classes cycle 0, 1, 2, ... so a grid shows every class. A VaDE: `cluster`
+        draws from that mixture component (else from the whole mixture)."""
         if not 1 <= int(n) <= self.max_batch:
             raise ValueError(f"n must be between 1 and {self.max_batch}")
         if not (math.isfinite(temperature) and 0 <= temperature <= 3):
             raise ValueError("temperature (truncation) must be between 0 and 3")
-        z = self.latents(int(n), seed)
+        z = self.latents(int(n), seed, cluster, temperature)
         labels = None
         if self.conditional:
             i = self.label_index(label)
             labels = torch.full((n,), i) if i is not None else torch.arange(n) % self.model.num_classes
-        return self.decode(z * float(temperature), labels)
+        return self.decode(z, labels)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels=None) -> Samples:
@@ -127,14 +168,17 @@ class ImagePipeline:
 
     def encode(self, images, *, label=None, progress=None, steps: int = 150, starts: int = 8) -> Samples:
         """Pictures -> latents and their reconstructions. A VAE gives the posterior mean of
-        q(z|x) (deterministic); a GAN is projected by optimisation (aigc.latent.projection), with
-        `progress(step, steps, error)` called as it goes and `label` fixing the class (else
-        every class is tried)."""
+        q(z|x) (deterministic; a VaDE adds its cluster posterior q(c|x)); a GAN is projected by
+        optimisation (aigc.latent.projection), with `progress(step, steps, error)` called as it
+        goes and `label` fixing the class (else every class is tried)."""
         x = self._image_tensor(images)
-        if self.kind == "vae":
+        if self.kind in ("vae", "vade"):
             with torch.no_grad():
                 mu, _ = self.model.encode(x)
-            return self.decode(mu.float().cpu())
+                s = self.decode(mu.float().cpu())
+                if self.clustered:
+                    s.posterior = torch.softmax(self.model.log_joint(mu), -1).float().cpu().numpy()
+            return s
         from aigc.latent.projection import project
 
         i = self.label_index(label) if self.conditional else None

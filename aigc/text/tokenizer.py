@@ -15,6 +15,9 @@ code point, so the same text always gives the same ids. Any string a user types 
 error: a character outside the vocabulary (an emoji under the Shakespeare model, say) becomes the
 unknown id and decodes as U+FFFD. Text made only of vocabulary characters round-trips exactly.
 No normalisation is applied (no NFC, no case folding, "\r\n" is kept as two characters).
+
+A fine-tune grows a base's vocabulary with `extended(chars)`: the new characters go after the old
+ones (sorted by code point), so every old id keeps its meaning and its trained rows.
 """
 from __future__ import annotations
 
@@ -51,6 +54,16 @@ class CharTokenizer:
         if max_size is not None and len(keep) > max_size - 1:
             keep = sorted(keep, key=lambda c: (-counts[c], ord(c)))[:max_size - 1]
         return cls([UNK] + sorted(keep))
+
+    def extended(self, chars: Iterable[str]) -> "CharTokenizer":
+        """This vocabulary with the characters of `chars` it lacks appended (code-point order)."""
+        new = sorted({c for c in chars if c not in self.stoi and c != UNK})
+        return CharTokenizer(self.chars + new) if new else self
+
+    def extends(self, other: "CharTokenizer") -> bool:
+        """True when this vocabulary is `other`'s followed by more characters."""
+        n = other.vocab_size
+        return self.vocab_size > n and self.chars[:n] == other.chars
 
     # -- the mapping ------------------------------------------------------------------------------
     @property

@@ -56,10 +56,10 @@ def resumed_options(opts: TrainOptions, run_dir: Path) -> TrainOptions:
 class Run:
     """One training run: resolved options, data, model, objective and the run folder."""
 
-    def __init__(self, opts: TrainOptions, data=None, resume: str | None = None, heldout=None):
+    def __init__(self, opts: TrainOptions, data=None, resume: str | None = None, heldout=None, extra_eval=None):
         """`heldout`: text kinds, the held-out text to measure (a TextData or token ids) when the
         data has no 'val' split of its own (an upload); image data that is not a built-in dataset
-        is measured against itself."""
+        is measured against itself. `extra_eval(model) -> dict`: numbers measured beside them."""
         self.info = distributed.init(opts.device)
         self.resume_state = None
         self.elapsed_before = 0.0          # seconds of earlier segments (set by a resume)
@@ -87,7 +87,7 @@ class Run:
         self.amp_dtype = autocast_dtype(self.device, opts.precision, self.model.kind)
         self.schedule = self._schedule(opts)
         self.opts = self._resolved(opts)
-        self.evals = PeriodicEval(self.task, self.opts, self.data)
+        self.evals = PeriodicEval(self.task, self.opts, self.data, extra=extra_eval)
         nets = self.objective_cls.trainable_nets(self.model)
         if opts.compile:
             nets = {k: torch.compile(v) for k, v in nets.items()}
@@ -95,6 +95,7 @@ class Run:
         own = self.opts.group(self.objective_cls.Options) if self.objective_cls.Options else None
         self.objective = self.objective_cls(self.model, self.nets, self.opts.group(OptimOptions), self.schedule,
                                             autocast(self.device, self.amp_dtype), own)
+        self.objective.bind_data(self.data)
         self.step = 0
         self.flops_per_step = None
         if self.resume_state is not None:
@@ -121,6 +122,9 @@ class Run:
             self.base = ckpt.base_record(o.init_from)
             if base.kind != o.model:
                 raise ValueError(f"--init-from {o.init_from} is a {base.kind}, not a {o.model}")
+            tok = getattr(self.data, "tokenizer", None)
+            if hasattr(base, "grow_vocab") and tok is not None and base.tokenizer is not None and tok.extends(base.tokenizer):
+                base.grow_vocab(tok)     # the data's new characters get rows of their own
             self.task.check_base(base, self.data, o.init_from)
             return base.train()
         overrides = self.data.model_overrides(o.model)
@@ -162,6 +166,7 @@ class Run:
         # the clock continues across resumes, so --max-minutes counts the whole run
         self.elapsed_before = float(state["elapsed_s"])
         torch.set_rng_state(state["torch_rng"])
+        self.evals.load_state(state.get("evals"))
         if isinstance(state.get("init_from"), dict):
             self.base = state["init_from"]
 
@@ -169,7 +174,7 @@ class Run:
         return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                 "objective": self.objective.state_dict(), "step": self.step,
                 "torch_rng": torch.get_rng_state(), "format": "aigc-train-state/1",
-                "elapsed_s": round(self._elapsed(), 3),
+                "elapsed_s": round(self._elapsed(), 3), "evals": self.evals.state(),
                 **({"init_from": self.base} if self.base else {})}
 
     def _elapsed(self) -> float:
@@ -206,10 +211,16 @@ class Run:
                           **({"init_from": self.base} if self.base else {})}}
 
     def save_checkpoint(self):
+        """state.pt, and model/ unless model/ keeps the best evaluation's weights (keep_best)."""
         if not self.info.is_main:
             return
         ckpt.save_state(self.dir / "state.pt", self._state())
-        ckpt.save_pretrained(self.model, self.dir / "model", meta=self.meta())
+        if not (self.opts.keep_best and self.evals.best is not None):
+            ckpt.save_pretrained(self.model, self.dir / "model", meta=self.meta())
+
+    def _keep_if_best(self) -> None:
+        if self.opts.keep_best and self.evals.is_best:
+            ckpt.save_pretrained(self.model, self.dir / "model", meta=self.meta())
 
     def log(self, rec: dict):
         with open(self.dir / "stats.jsonl", "a", encoding="utf-8") as f:
@@ -289,16 +300,18 @@ class Run:
             rec["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
         if self.info.is_main and self.evals.due(self.step, done, time.time() - self._t0):
             rec.update(self.evals.record(self.model, self.device, self.dir, self.step, self._t0))
+            self._keep_if_best()
         return rec
 
     def _should_stop(self, done: bool) -> bool:
         o = self.opts
         stop = done or (self.evals.reached is not None and o.stop_at_target)
+        stop = stop or bool(o.patience and self.evals.since_best >= o.patience)    # early stopping
         if o.max_minutes is not None:
             # the lr schedule follows the clock too; every rank uses the largest fraction
             frac = (time.time() - self._t0) / (o.max_minutes * 60)
             self.schedule.time_frac = distributed.max_value(frac, self.info, self.device)
-        if self.info.enabled and (o.max_minutes is not None or o.stop_at_target):
+        if self.info.enabled and (o.max_minutes is not None or o.stop_at_target or o.patience):
             stop = distributed.any_flag(stop, self.info, self.device)  # every rank stops together
         return stop
 
@@ -308,6 +321,7 @@ class Run:
         self._t0 = time.time() - self.elapsed_before
         if main and o.eval_every and o.eval_at_start and self.step == 0:
             self.log(self.evals.record(self.model, self.device, self.dir, 0, self._t0, at_start=True))
+            self._keep_if_best()
         t_log, n_log = time.time(), 0
         try:
             while self.step < self.schedule.total_steps:
@@ -352,14 +366,16 @@ class Run:
                    "flops_per_step": self.flops_per_step, "batch_size": o.batch_size,
                    "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
                    "torch": torch.__version__,
-                   "train_s": round(now - self._t0 - self.evals.eval_s, 2), "target_reached": self.evals.reached}
+                   "train_s": round(now - self._t0 - self.evals.eval_s, 2), "target_reached": self.evals.reached,
+                   "best": self.evals.best if o.keep_best else None,
+                   "stopped_early": bool(o.patience and self.evals.since_best >= o.patience)}
         if self.device.type == "cuda":
             summary["peak_mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 30, 3)
         ckpt.atomic_write_json(self.dir / "summary.json", summary)
 
 
-def train(opts: TrainOptions, data=None, resume: str | None = None, heldout=None) -> Path:
-    run = Run(opts, data=data, resume=resume, heldout=heldout)
+def train(opts: TrainOptions, data=None, resume: str | None = None, heldout=None, extra_eval=None) -> Path:
+    run = Run(opts, data=data, resume=resume, heldout=heldout, extra_eval=extra_eval)
     try:
         return run.train()
     finally:

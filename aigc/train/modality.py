@@ -45,7 +45,7 @@ class ImageTask:
     def save_samples(self, model, device, path: Path) -> None:
         """A grid of 64 samples on fixed seeds, so that grids of one run compare step to step."""
         g = torch.Generator().manual_seed(12345)
-        z = torch.randn(64, model.latent_dim, generator=g).to(device)
+        z = model.sample_latent(64, generator=g).to(device)     # a VaDE draws from its mixture
         labels = torch.arange(64, device=device) % model.num_classes if model.num_classes else None
         img = make_grid(to_uint8(model.sample(64, z=z, labels=labels)), nrow=8)
         with ckpt.atomic_path(path.with_suffix(".png")) as tmp:

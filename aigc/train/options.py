@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 @dataclass
 class RunOptions:
     """What to train on what, and where."""
-    model: str = "dcgan"              # registry kind: vae | dcgan | seed-gan | char-lm | text-vae
+    model: str = "dcgan"              # registry kind: vae | vade | dcgan | seed-gan | char-lm | text-vae
     data: str = "mnist"               # dataset name (mnist, fashion-mnist, shakespeare...) or data given in code
     out: str = "runs/run"             # run folder
     seed: int = 0
@@ -63,6 +63,28 @@ class VAEOptions:
 
 
 @dataclass
+class VaDEOptions:
+    """VaDE's objective (Jiang et al. 2017): autoencoder pretraining, a GMM fit, then the ELBO."""
+    pretrain_steps: int | None = None  # autoencoder steps before the GMM fit (None: resolved at start)
+    pretrain_lr: float = 1e-3         # Adam's standard rate for the plain autoencoder
+    gmm_images: int | None = None     # training images whose codes the GMM is fitted to, a seeded sample
+                                      # (None: 10,000 for a new run, 0 for a fine-tune, which keeps its mixture)
+    gmm_n_init: int = 3               # seeded EM starts, the best kept: seconds, and fewer bad fits
+    lr_step_epochs: float = 5.0       # the ELBO's rate decays every this many epochs (recipe "cpu")
+    lr_step_gamma: float = 0.9        # ... by this factor (the paper's)
+
+    def check(self) -> None:
+        p = self.pretrain_steps
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 0):
+            raise ValueError(f"--pretrain-steps must be a whole number >= 0, not {p!r}")
+        g = self.gmm_images
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= 100_000):
+            raise ValueError(f"--gmm-images must be a whole number from 0 to 100,000, not {g!r}")
+        if not (self.lr_step_epochs > 0 and 0 < self.lr_step_gamma <= 1):
+            raise ValueError("the VaDE rate decays every > 0 epochs by a factor in (0, 1]")
+
+
+@dataclass
 class GANOptions:
     """The GAN objectives (the dcgan uses them all, the article's seed-gan only adam_beta1)."""
     ema_decay: float = 0.999          # generator EMA decay
@@ -96,14 +118,16 @@ class EvalOptions:
     eval_at_start: bool = False       # also evaluate before the first step (the starting point of the curve)
     target: float | None = None       # log the time at which eval_metric first reaches <= target
     stop_at_target: bool = False      # ... and stop there
+    keep_best: bool = False           # model/ holds the weights of the lowest first metric, not the last
+    patience: int = 0                 # > 0: stop after this many evaluations without a new best
 
 
-GROUPS = (RunOptions, BudgetOptions, OptimOptions, VAEOptions, GANOptions, HardwareOptions, LogOptions, EvalOptions)
+GROUPS = (RunOptions, BudgetOptions, OptimOptions, VAEOptions, VaDEOptions, GANOptions, HardwareOptions, LogOptions, EvalOptions)
 
 
 # bases listed last-first: a dataclass collects fields in reverse order of its bases
 @dataclass
-class TrainOptions(EvalOptions, LogOptions, HardwareOptions, GANOptions, VAEOptions, OptimOptions,
+class TrainOptions(EvalOptions, LogOptions, HardwareOptions, GANOptions, VaDEOptions, VAEOptions, OptimOptions,
                    BudgetOptions, RunOptions):
     """Every option of a run, flat (the groups above, in one record)."""
 

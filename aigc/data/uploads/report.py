@@ -1,5 +1,5 @@
 """The preparation report: histograms, a rule-of-thumb recommendation, report.json / preview.png,
-and the report as a few lines for a person."""
+the groups a VaDE base sees (aigc.data.uploads.groups), and the report as a few lines for a person."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -85,8 +85,30 @@ def _text_lines(report: dict) -> list[str]:
     return lines
 
 
+def group_lines(groups: dict) -> list[str]:
+    """aigc.data.uploads.groups.group_upload's result as a few lines for a person."""
+    if not groups.get("fits"):
+        return [f"  groups: {groups.get('reason', 'the pictures could not be grouped')}"]
+    n, used = groups["images"], groups["groups_used"]
+    lines = [f"  groups ({groups['base']}): your {n} images fall into {used} group{'s' if used != 1 else ''}"
+             f" of {groups['n_clusters']}"]
+    sizes = ", ".join(f"{g['size']} ({g['share']:.0%})" for g in groups["groups"])
+    lines.append(f"    sizes, largest first: {sizes}")
+    for g in groups["groups"]:
+        lines.append(f"    group {g['group']}: {g['size']} images, e.g. #{', #'.join(map(str, g['examples']))}")
+    m = groups["misfits"]
+    if m["count"]:
+        ex = ", ".join(f"#{e['index']} ({e['why']})" for e in m["examples"])
+        lines.append(f"    {m['count']} fit no group well ({m['rare']} rare, {m['split']} between groups), e.g. {ex}")
+    else:
+        lines.append("    every image fits a group well")
+    return lines
+
+
 def format_report(report: dict) -> str:
-    """The report as a few human-readable lines."""
+    """The report as a few human-readable lines (with the groups when report["groups"] holds them)."""
     lines = _image_lines(report) if report.get("kind") == "images" else _text_lines(report)
+    if isinstance(report.get("groups"), dict):
+        lines += group_lines(report["groups"])
     lines.append(f"  recommendation: {report['recommendation']}")
     return "\n".join(lines)

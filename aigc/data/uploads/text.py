@@ -27,6 +27,7 @@ SMALL_CORPUS_CHARS = 100_000     # below this, fine-tuning memorises within a fe
 class PreparedText:
     text: str
     report: dict
+    tokenizer: object = None     # given a base's tokenizer: it, grown by the upload's new characters
 
 
 def _decode_utf8(raw: bytes, label: str) -> str:
@@ -112,10 +113,60 @@ def _recommend(text: str, counts: Counter, block_size: int | None, report: dict)
         rec += f"; {report['windows']} windows of {block_size}"
     if len(text) < SMALL_CORPUS_CHARS:
         rec += "; small corpus: expect memorisation within a few hundred steps (watch held-out loss)"
-    if report.get("unknown_chars"):
+    if report.get("added_chars"):
         share = report["unknown_chars"] / len(text)
-        rec += f"; {report['unknown_chars']} characters ({share:.1%}) are unknown to the base model's tokenizer"
+        rec += (f"; added {report['added_chars']} characters to the vocabulary (e.g. {report['added_sample'][:10]}): "
+                f"{report['unknown_chars']} characters ({share:.1%}) were unknown to the base model's tokenizer")
+    if report.get("script_note"):
+        rec += f"; {report['script_note']}"
     return rec
+
+
+def script_of(c: str) -> str | None:
+    """The script of a letter as its Unicode name begins (CJK, LATIN, CYRILLIC...); None for the rest."""
+    if not unicodedata.category(c).startswith("L"):
+        return None
+    return unicodedata.name(c, "?").split(" ")[0].replace("FULLWIDTH", "LATIN")
+
+
+def main_script(counts: Counter) -> tuple[str | None, float]:
+    """The script most letters (weighted by count) are written in, and its share of the letters."""
+    by = Counter()
+    for c, n in counts.items():
+        sc = script_of(c)
+        if sc:
+            by[sc] += n
+    if not by:
+        return None, 0.0
+    top, n = by.most_common(1)[0]
+    return top, n / sum(by.values())
+
+
+def script_note(counts: Counter, tokenizer) -> str | None:
+    """A note when the upload is written in another script than most of the base's vocabulary."""
+    mine, share = main_script(counts)
+    base, _ = main_script(Counter({c: 1 for c in tokenizer.chars}))
+    if mine is None or base is None or mine == base or share < 0.5:
+        return None
+    return (f"different script: this text is mostly {mine.title()} ({share:.0%} of its letters) but the base "
+            f"model's vocabulary is mostly {base.title()}; it trains, but starts far from this text: a base "
+            f"trained on {mine.title()} text fits better")
+
+
+def _grow(text: str, counts: Counter, tokenizer, report: dict):
+    """Count what the base's tokenizer lacks, add it; the report says so -> the grown tokenizer."""
+    unknown = tokenizer.unknown_chars(text)
+    report["unknown_chars"] = int(sum(unknown.values()))
+    report["unknown_distinct"] = len(unknown)
+    report["unknown_top"] = {c: int(n) for c, n in unknown.most_common(10)}
+    grown = tokenizer.extended(unknown)
+    added = [c for c, _ in unknown.most_common() if c in grown.stoi and c not in tokenizer.stoi]
+    report["added_chars"], report["added_sample"] = len(added), "".join(added[:20])
+    report["vocab_size"] = grown.vocab_size
+    note = script_note(counts, tokenizer)
+    if note:
+        report["script_note"] = note
+    return grown
 
 
 def prepare_text(path: str | Path, job_dir: str | Path | None = None, *, block_size: int | None = None,
@@ -123,7 +174,8 @@ def prepare_text(path: str | Path, job_dir: str | Path | None = None, *, block_s
     """Check a .txt (UTF-8) or .jsonl ({"text": ...} per line) upload -> PreparedText.
 
     `block_size`: the model's context (the text must be longer than it, +2); `tokenizer`: the
-    base model's CharTokenizer, to count the characters it does not know (they become unknown)."""
+    base model's CharTokenizer: the characters it does not know are counted and added (the result's
+    `tokenizer`), and a text in another script than the base's vocabulary gets a note."""
     path = Path(path)
     label = path.name
     suffix = path.suffix.lower()
@@ -141,16 +193,12 @@ def prepare_text(path: str | Path, job_dir: str | Path | None = None, *, block_s
               "lines": text.count("\n") + 1, "records": records, "distinct_chars": len(counts),
               "char_entropy_bits": round(char_entropy(counts), 3), "block_size": block_size,
               "control_chars": control, "limits": asdict(limits)}
-    if tokenizer is not None:
-        unknown = tokenizer.unknown_chars(text)
-        report["unknown_chars"] = int(sum(unknown.values()))
-        report["unknown_distinct"] = len(unknown)
-        report["unknown_top"] = {c: int(n) for c, n in unknown.most_common(10)}
+    grown = None if tokenizer is None else _grow(text, counts, tokenizer, report)
     report["windows"] = None if block_size is None else (len(text) - 1) // block_size
     report["recommendation"] = _recommend(text, counts, block_size, report)
     if job_dir is not None:
         write_report(job_dir, report)
-    return PreparedText(text, report)
+    return PreparedText(text, report, grown)
 
 
 def split_heldout(text: str, block_size: int, share: float = TEXT_HELDOUT_SHARE,

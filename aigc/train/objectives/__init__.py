@@ -7,10 +7,12 @@ from __future__ import annotations
 from aigc.train.objectives.base import Objective, cosine_lr
 from aigc.train.objectives.gan import GAN_LR, DCGANObjective, GANObjective, SeedGANObjective, group_by_class
 from aigc.train.objectives.text import CharLMObjective, TextVAEObjective
+from aigc.train.objectives.vade import VaDEObjective
 from aigc.train.objectives.vae import VAEObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "vae": VAEObjective,
+    "vade": VaDEObjective,
     "dcgan": DCGANObjective,
     "seed-gan": SeedGANObjective,
     "char-lm": CharLMObjective,
@@ -26,4 +28,5 @@ def objective_class(kind) -> type[Objective]:
 
 
 __all__ = ["OBJECTIVES", "objective_class", "Objective", "cosine_lr", "GAN_LR", "group_by_class", "GANObjective",
-           "DCGANObjective", "SeedGANObjective", "CharLMObjective", "TextVAEObjective", "VAEObjective"]
+           "DCGANObjective", "SeedGANObjective", "CharLMObjective", "TextVAEObjective", "VAEObjective",
+           "VaDEObjective"]

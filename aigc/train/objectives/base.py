@@ -5,7 +5,8 @@ Interface (the loop knows nothing else about a kind):
   nets = cls.trainable_nets(model)          # the modules it updates (each DDP-wrapped by the loop)
   obj = cls(model, nets, optim, schedule, amp, options)   # options: its own group (cls.Options) or None
   logs = obj.step(x, y, rng, step)          # x in [0, 1], N x C x H x W (text: N x T token ids)
-  obj.state_dict() / obj.load_state_dict()  # optimisers, for exact resumption
+  obj.bind_data(data)                       # the training set (most objectives ignore it)
+  obj.state_dict() / obj.load_state_dict()  # optimisers (and any phase), for exact resumption
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ class Objective:
     def resolve(options, total_steps: int, fine_tune: bool):
         """This objective's options with the values left to the run filled in (recorded in options.json)."""
         return options
+
+    def bind_data(self, data) -> None:
+        """The training set, for objectives that look beyond their batches (VaDE's GMM fit)."""
 
     def add_optimizer(self, name: str, opt: torch.optim.Optimizer, lr: float) -> None:
         self.optimizers[name] = opt
