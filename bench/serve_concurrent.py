@@ -60,8 +60,13 @@ def user(url: str, k: int, requests: int, model: str, lat: dict, errors: list, s
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=DOWNLOAD)
-    client.predict(model, "any", k, 4, 1.0, api_name="/sample")           # this session's first grid
-    client.predict(0, api_name="/open")
+    for _ in range(100):                                                   # set-up may meet a full queue too
+        try:
+            client.predict(model, "any", k, 4, 1.0, api_name="/sample")   # this session's first grid
+            client.predict(0, api_name="/open")
+            break
+        except Exception:  # noqa: BLE001 - a full queue: try again shortly
+            time.sleep(0.2 + 0.05 * k)
     start.wait()
     for i in range(requests):
         name = "edit" if i % 2 else "sample"

@@ -17,6 +17,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
+    pytest.mark.slow,                       # a browser per module: the full tier (make test)
     pytest.mark.skipif(not (os.path.exists(CHROMIUM) or shutil.which("chromium")),
                        reason="needs Debian chromium (apt-get install chromium)"),
     pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),

@@ -14,6 +14,7 @@ from test_tang import _tiny_poet
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
+    pytest.mark.slow,                       # a browser per module: the full tier (make test)
     pytest.mark.skipif(not (os.path.exists(CHROMIUM) or shutil.which("chromium")),
                        reason="needs Debian chromium (apt-get install chromium)"),
     pytest.mark.filterwarnings("ignore::Warning:gradio.queueing"),

@@ -9,6 +9,8 @@ import pytest
 import aigc.hub
 from aigc.cli.commands import main
 
+pytestmark = pytest.mark.slow          # training runs and worker processes: the full tier (make test)
+
 CELL_KEYS = {"task", "fraction", "augment", "steps_multiplier", "seed", "metric", "value"}
 TINY = {"tasks": ["images"], "fractions": [0.01, 0.1], "augment": [True], "steps_multipliers": [1], "seeds": [0],
         "images": {"base_steps": 1, "batch_size": 8, "tiny": True, "metrics": ["kid_randconv"], "eval_n": 16,

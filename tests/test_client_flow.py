@@ -11,6 +11,8 @@ import pytest
 from studio_helpers import launch, make_weights
 from test_uploads import good_members, make_zip
 
+pytestmark = pytest.mark.slow          # training runs and worker processes: the full tier (make test)
+
 STATE = re.compile(r"\*\* — (\w+)")
 
 

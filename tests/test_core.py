@@ -579,17 +579,21 @@ def test_ctrl_c_saves_a_checkpoint_before_exiting(tmp_path):
     import time
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    p = subprocess.Popen([sys.executable, "-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--tiny",
-                          "--out", str(out), "--max-steps", "100000", "--batch-size", "16", "--log-every", "1",
-                          "--ckpt-every", "100000", "--no-progress"], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         # a shell without job control starts background jobs (`nohup make test &`)
-                         # with SIGINT ignored, and an ignored signal stays ignored across exec:
-                         # give the child the default disposition, as a terminal's Ctrl-C would find
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    args = ["-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--tiny", "--out", str(out),
+            "--max-steps", "100000", "--batch-size", "16", "--log-every", "1", "--ckpt-every", "100000",
+            "--no-progress"]
+    # a background shell (`nohup make test &`) starts children with SIGINT ignored, which survives exec:
+    # a small launcher restores the default, as a terminal's Ctrl-C would find it (no preexec_fn: it is
+    # unsafe while this process has threads)
+    launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+    p = subprocess.Popen([sys.executable, "-c", launcher, *args], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not ((out / "stats.jsonl").exists() and (out / "stats.jsonl").read_text().count("\n") >= 3):
+            if p.poll() is not None:
+                pytest.fail(f"the run ended before Ctrl-C (returncode {p.returncode}): {p.stderr.read()[-2000:]}")
             time.sleep(0.2)
         lines = (out / "stats.jsonl").read_text().count("\n") if (out / "stats.jsonl").exists() else 0
         p.send_signal(signal.SIGINT)

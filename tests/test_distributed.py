@@ -59,7 +59,7 @@ def test_native_bf16_probe(monkeypatch):
     assert cpu_has_native_bf16() is True
 
 
-def test_cuda_path_on_a_cpu_machine():
+def test_cuda_path_on_a_cpu_machine(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="no CUDA"):
@@ -73,9 +73,10 @@ def test_cuda_path_on_a_cpu_machine():
     assert autocast_dtype(torch.device("cpu"), "fp32", "dcgan") is None
     with pytest.raises(ValueError):
         autocast_dtype(torch.device("cpu"), "fp8")
-    r = run([sys.executable, "-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--out", "/tmp/never",
+    never = tmp_path / "never"
+    r = run([sys.executable, "-m", "aigc", "train", "--model", "vae", "--data", "mnist", "--out", str(never),
              "--max-steps", "1", "--device", "cuda"])
-    assert r.returncode == 2 and "no CUDA" in r.stderr and not Path("/tmp/never").exists()
+    assert r.returncode == 2 and "no CUDA" in r.stderr and not never.exists()
 
 
 def test_nothing_touches_cuda_at_import():

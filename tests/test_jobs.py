@@ -17,6 +17,8 @@ from test_uploads import good_members, make_zip  # noqa: E402
 from aigc.finetune.jobs import JobError, JobManager  # noqa: E402
 from aigc.train.stats import read_stats  # noqa: E402
 
+pytestmark = pytest.mark.slow          # training runs and worker processes: the full tier (make test)
+
 TINY = dict(resolution=32, batch_size=8, tiny=True)
 
 

@@ -10,10 +10,11 @@ characters, the sentence VAE 200 held-out lines:
   dcgan-fashion     domain_fd 33 / 1088 [24]   label_acc 0.89 / 0.10 [0.89] diversity 0.92 / 0.02 kid_randconv 0.001 / 0.54
   vae-mnist         domain_fd 112 / 2128 [97]  diversity 1.06 / 0.00   kid_randconv 0.001 / 1.05
   vae-fashion       domain_fd 55 / 1093 [43]   diversity 0.95 / 0.00   kid_randconv 0.002 / 0.59
+  vade-mnist        domain_fd 76 / 2120 [51]   diversity 0.91 / 0.01   cluster_acc 0.73 / 0.14 [0.72]
   seed-gan-mnist    domain_fd 519 / 2058 [521] diversity 0.86 / 0.06   kid_randconv 0.001 / 0.99
   seed-gan-fashion  domain_fd 483 / 981 [473]  diversity 0.81 / 0.17   kid_randconv 0.014 / 0.54
   char-shakespeare  nats/char 1.46 / 4.57 [1.32]   char-shakespeare-small 1.63 / 4.43 [1.41]
-  char-tang         nats/char 4.04 / 8.93 [4.13]
+  char-tang         nats/char 4.04 / 8.93 [4.13]   char-zh 3.49 / 8.66 [3.95]
   textvae-tang      kl/line 9.0 / 0.05 [9.0]   active units 32 / 0 [32]   well-formed steps 1.0 / 0.0 [1.0]
                     nll/char 5.6 / 8.9 [5.5]
 """
@@ -42,11 +43,13 @@ FLOORS = {
                       "kid_randconv": (LE, 0.1)},
     "vae-mnist": {"domain_fd": (LE, 350), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "vae-fashion": {"domain_fd": (LE, 250), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
+    "vade-mnist": {"domain_fd": (LE, 300), "diversity": (GE, 0.4), "cluster_acc": (GE, 0.45)},
     "seed-gan-mnist": {"domain_fd": (LE, 1000), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "seed-gan-fashion": {"domain_fd": (LE, 750), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "char-shakespeare": {"nats_per_char": (LE, 1.8)},
     "char-shakespeare-small": {"nats_per_char": (LE, 2.0)},
     "char-tang": {"nats_per_char": (LE, 5.5)},
+    "char-zh": {"nats_per_char": (LE, 5.5)},
     "textvae-tang": {"kl_per_line": (GE, 3.0), "active_units": (GE, 16), "interp_well_formed": (GE, 0.8),
                      "nll_per_char": (LE, 7.0)},
 }

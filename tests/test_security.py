@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from studio_helpers import make_weights, save_user_model
+from test_uploads import decodes  # noqa: F401 - the fixture
 
 
 @pytest.fixture(scope="module")
@@ -199,21 +200,18 @@ def test_recipes_are_range_checked_like_the_sliders():
         assert "\n" not in str(err.value)
 
 
-def test_upload_pixel_bomb_is_refused_within_a_second(tmp_path):
+def test_upload_pixel_bomb_is_refused_before_any_decoding(tmp_path, decodes):
     """Issue 16.4: 40 solid 6300x6300 PNGs in a few KB once cost 51 s of CPU and ~650 MB; now the
     headers are summed against the pixel budgets before anything is decoded."""
-    import time
-
     from test_uploads import pixel_bomb_zip
 
     from aigc.data.uploads import UploadError, prepare_image_zip
 
     for side, budget in ((6300, "per-image pixel budget"), (4000, "pixel budget of one upload")):
         p = pixel_bomb_zip(tmp_path / f"bomb{side}.zip", side=side)
-        t0 = time.perf_counter()
         with pytest.raises(UploadError, match=budget):
             prepare_image_zip(p)
-        assert time.perf_counter() - t0 < 1.5
+    assert decodes == []
 
 
 def test_degenerate_text_upload_is_refused(tmp_path):

@@ -11,6 +11,8 @@ from aigc.finetune.run import FinetuneSpec, finetune
 from aigc.kinds import build
 from aigc.text.tokenizer import CharTokenizer
 
+pytestmark = pytest.mark.slow          # training runs and worker processes: the full tier (make test)
+
 ENGLISH = ("The cat sat by the window at night and watched the moon. It was quiet, and the street below "
            "was empty; only the wind moved the leaves.\n")
 

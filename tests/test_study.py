@@ -11,6 +11,8 @@ import pytest
 from aigc.study import fit_power_law, load_results, make_spec, plan, run_grid, study_upload
 from aigc.study.summary import answers, summarize
 
+pytestmark = pytest.mark.slow          # training runs and worker processes: the full tier (make test)
+
 TINY = {"tasks": ["images"], "fractions": [0.01, 0.1], "augment": [True], "steps_multipliers": [1], "seeds": [0, 1],
         "images": {"base_steps": 2, "batch_size": 16, "tiny": True, "metrics": ["kid_randconv"], "eval_n": 32,
                    "corner_metrics": []}}

@@ -288,8 +288,10 @@ def test_every_endpoint_through_the_client(server, tmp_path):
     assert "distance" in nmd
     label, temp, minfo = c.predict("vae-mnist", api_name="/model_info")
     assert "vae" in minfo
-    c.predict(api_name="/use_as_a")
-    c.predict(api_name="/use_as_b")
+    a_img = c.predict(api_name="/use_as_a")
+    b_img = c.predict(api_name="/use_as_b")
+    assert Image.open(a_img).format == "PNG" and Image.open(a_img).size[0] > 0
+    assert np.array_equal(np.asarray(Image.open(a_img)), np.asarray(Image.open(b_img)))   # both the editor's image
     s, *_ = c.predict("A and B", "vae-mnist", "any", 0, 0, 3, "lerp", 1.0, api_name="/interpolate")
     assert len(s) == 3
 

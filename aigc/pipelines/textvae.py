@@ -24,7 +24,6 @@ Diagnostics on held-out lines (`python -m aigc eval textvae-tang --json`) live i
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch

@@ -288,7 +288,6 @@ class Run:
 
     def _record(self, logs: dict, n_seen: int, dt: float, done: bool) -> dict:
         """One stats.jsonl line, with an evaluation when one is due."""
-        o = self.opts
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         rate = self.task.rate(n_seen / max(dt, 1e-9), self.model)
