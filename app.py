@@ -152,10 +152,10 @@ def main(argv=None) -> int:
                 max_file_size=a.max_upload,   # the server refuses bigger uploads before they reach disk
                 auth=auth or None, footer_links=["api", "settings"])
     print(f"serving at http://{a.host}:{a.port} ({time.perf_counter() - T0:.1f} s after start)", flush=True)
-    registry.wait(None)
-    print(f"loaded {len(registry.image_models())} image models from {a.weights} "
-          f"({time.perf_counter() - T0:.1f} s after start)", flush=True)
-    try:
+    try:                                # Ctrl-C while the weights still load ends as quietly as later
+        registry.wait(None)
+        print(f"loaded {len(registry.image_models())} image models from {a.weights} "
+              f"({time.perf_counter() - T0:.1f} s after start)", flush=True)
         demo.block_thread()
     except KeyboardInterrupt:
         pass

@@ -80,7 +80,8 @@ def test_app_subprocess_starts_and_serves_with_user_models(published, tmp_path):
         except subprocess.TimeoutExpired:
             p.kill()
             out = p.communicate()[0]
-    assert "KeyError" not in out and "Traceback" not in out, out[-2000:]
+    assert "KeyError" not in out and "skipping model half-copied" in out, out[-2000:]
+    assert p.returncode in (0, -2, 130), out[-2000:]      # served, then ended by the interrupt
 
 
 # -- a user model is its owner's until shared (studio side) ---------------------------------------
