@@ -158,7 +158,8 @@ def main(argv=None) -> int:
               f"({time.perf_counter() - T0:.1f} s after start)", flush=True)
         demo.block_thread()
     except KeyboardInterrupt:
-        pass
+        # let the loading thread leave torch's C++ code first: exiting under it aborts the process
+        registry.wait(60)
     return 0
 
 
