@@ -42,6 +42,26 @@ def test_data_vs_compute_trains_resumes_and_prints_json(tmp_path, capsys, monkey
     rc, shipped, _ = _run(capsys, "data-vs-compute", "--json")
     assert rc == 0 and json.loads(shipped) == res
 
+    # a second process's folder (another seed) merged with the first; one cell twice, or another recipe, refused
+    other, other_spec = tmp_path / "study-s1", tmp_path / "s1.json"
+    other_spec.write_text(json.dumps({**TINY, "fractions": [0.01], "seeds": [1]}))
+    assert _run(capsys, "data-vs-compute", "--out", other, "--spec", other_spec)[0] == 0
+    rc, stdout, _ = _run(capsys, "merge", "--out", tmp_path / "all", out, other)
+    merged = json.loads((tmp_path / "all" / "study.json").read_text())
+    assert rc == 0 and "3 cells from 2 folders" in stdout
+    assert sorted((c["fraction"], c["seed"]) for c in merged["cells"]) == [(0.01, 0), (0.01, 1), (0.1, 0)]
+    assert merged["spec"]["seeds"] == [0, 1] and merged["recipe"] == json.loads((out / "study.json").read_text())["recipe"]
+    summary = {g["fraction"]: g["n"] for g in json.loads(_run(capsys, "data-vs-compute", "--json", "--out",
+                                                                   tmp_path / "all")[1])["summary"]}
+    assert summary == {0.01: 2, 0.1: 1}
+    rc, _, err = _run(capsys, "merge", "--out", tmp_path / "twice", out, out)
+    assert rc == 2 and "measured in two sources" in err and not (tmp_path / "twice" / "study.json").exists()
+    study = json.loads((other / "study.json").read_text())
+    study["recipe"]["images"]["eval_n"] = 17
+    (other / "study.json").write_text(json.dumps(study))
+    rc, _, err = _run(capsys, "merge", "--out", tmp_path / "mixed", out, other)
+    assert rc == 2 and "recipe differs" in err
+
 
 @pytest.mark.parametrize("argv, message", [
     (["data-vs-compute"], "training needs --out"),

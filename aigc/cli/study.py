@@ -24,8 +24,11 @@ def run_commands() -> list[tuple[str, str]]:
     """(what it does, the command line) for the study's commands, as the Data tab shows them."""
     from aigc.hub import STUDY_DIR
     shipped = repo_relative(STUDY_DIR)
-    return [("train the grid in the background (about 4 hours on 2 CPU cores; the same command resumes it)",
+    return [("train the grid in the background (about 3 hours on 2 CPU cores; the same command resumes it)",
              "nohup aigc study data-vs-compute --out runs/study --threads 2 > runs/study.log 2>&1 &"),
+            ("or in parallel processes, one thread each, then gather them",
+             "aigc study data-vs-compute --out runs/study-text --spec TEXT.json --threads 1 & ...; "
+             "aigc study merge --out runs/study runs/study-text runs/study-img01 runs/study-img2"),
             ("print its results as JSON", "aigc study data-vs-compute --json --out runs/study"),
             ("ship them (the studio and `--json` without `--out` read this folder)", f"cp runs/study/study.json {shipped}/"),
             ("what more data would buy for your own upload",
@@ -46,6 +49,13 @@ def register(sub) -> None:
     g.add_argument("--json", action="store_true",
                    help="print the results as JSON ({\"cells\": [...], \"summary\", \"answers\", \"notes\"}); trains nothing")
     g.set_defaults(func=cmd_data_vs_compute)
+
+    m = studies.add_parser("merge", help="gather study folders run in parallel (per task or seed) into one",
+                           description="Writes OUT/study.json from the sources' study.json files; refused when two "
+                                       "sources hold one task with different recipes or measure the same cell.")
+    m.add_argument("--out", required=True, help="the folder that receives the merged study.json")
+    m.add_argument("sources", nargs="+", help="study folders (each with a study.json)")
+    m.set_defaults(func=cmd_merge)
 
     u = studies.add_parser("upload", help="train short runs on 25%%, 50%%, 100%% of an upload and say whether more "
                                           "data or more steps would help more")
@@ -127,6 +137,16 @@ def cmd_data_vs_compute(args) -> int:
         print(f"\n{a['question']}")
         for sentence in a["sentences"]:
             print(f"  {sentence}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from aigc.study import merge_studies
+    try:
+        res = merge_studies(args.out, args.sources)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"{len(res['runs'])} cells from {len(args.sources)} folders in {Path(args.out) / 'study.json'}")
     return 0
 
 

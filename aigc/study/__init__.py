@@ -2,9 +2,9 @@
 
     from aigc.study import run_grid, load_results, study_upload, fit_power_law
 """
-from aigc.study.grid import DEFAULT_SPEC, Cell, cells, load_results, make_spec, plan, run_grid
+from aigc.study.grid import DEFAULT_SPEC, Cell, cells, load_results, make_spec, merge_studies, plan, run_grid
 from aigc.study.powerlaw import PowerLawFit, fit_power_law
 from aigc.study.upload import study_upload
 
-__all__ = ["DEFAULT_SPEC", "Cell", "cells", "load_results", "make_spec", "plan", "run_grid",
+__all__ = ["DEFAULT_SPEC", "Cell", "cells", "load_results", "make_spec", "merge_studies", "plan", "run_grid",
            "PowerLawFit", "fit_power_law", "study_upload"]
