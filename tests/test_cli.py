@@ -58,6 +58,7 @@ def test_bad_flags_exit_2_with_one_line():
     assert r.returncode == 2 and r.stderr.startswith("error: no saved model"), r.stderr
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_installed_command_works_from_any_folder(tmp_path):
     """`pip install -e .` gives an `aigc` command beside the interpreter; from a folder that is not the
     repository it lists the shipped models (found through the package, not the working folder)."""

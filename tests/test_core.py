@@ -1,9 +1,12 @@
 """The foundation: models, checkpoints, training runs, resumption, the CLI."""
+import contextlib
+import io
 import json
 import os
 import pickle
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +32,16 @@ def small_data(n=64, res=28, ch=1, classes=10):
 
 
 def cli(*args, cwd=ROOT):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "aigc", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    """`python -m aigc ARGS` run in this process (no interpreter start-up, so the quick tier stays
+    quick): exit status and what it printed. tests/test_cli.py runs the real command in a process."""
+    from aigc.cli.commands import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:             # argparse's own refusals
+            rc = e.code if isinstance(e.code, int) else 2
+    return types.SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -574,6 +585,7 @@ def test_cli_list_json():
         assert {"name", "kind", "modality", "dataset", "metrics"} <= set(row)
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_ctrl_c_saves_a_checkpoint_before_exiting(tmp_path):
     import signal
     import time

@@ -19,6 +19,7 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, **kw)
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 @pytest.mark.parametrize("kind", ["vae", "seed-gan"])
 def test_two_process_gloo_run_matches_single_process(kind, tmp_path):
     common = ["--model", kind, "--data", "mnist", "--tiny", "--max-steps", "3", "--batch-size", "16",
@@ -59,6 +60,7 @@ def test_native_bf16_probe(monkeypatch):
     assert cpu_has_native_bf16() is True
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_cuda_path_on_a_cpu_machine(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -79,6 +81,7 @@ def test_cuda_path_on_a_cpu_machine(tmp_path):
     assert r.returncode == 2 and "no CUDA" in r.stderr and not never.exists()
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_nothing_touches_cuda_at_import():
     code = ("import torch, aigc, aigc.train.loop, aigc.eval, aigc.pipelines.image, aigc.cli.commands, aigc.hub; "
             "assert not torch.cuda.is_initialized(), 'CUDA initialised at import'; print('ok')")

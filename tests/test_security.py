@@ -43,6 +43,7 @@ def test_app_starts_with_published_text_and_image_fine_tunes(published):
     assert models.get("my-story").generate("once", 5, seed=1).text
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_app_subprocess_starts_and_serves_with_user_models(published, tmp_path):
     """`python app.py` itself: serves, then exits cleanly on SIGINT, with the folder above as its
     user models (exit 134 before the fix)."""

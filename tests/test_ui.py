@@ -234,6 +234,7 @@ def test_api_lists_the_named_endpoints(server):
     assert params == ["offsets"]
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_finetune_endpoints_through_the_client(server, tmp_path):
     c = client(server)
     text, bar, loss, preview, quality = c.predict("", api_name="/job_status")
