@@ -46,6 +46,8 @@ def study_text(res: dict) -> str:
                      f"measured at twice the steps: {res.get('measured_2x_steps', float('nan')):.4g}.")
     if res.get("duplicates_removed"):
         lines.append(f"{res['duplicates_removed']} duplicates were removed before the study.")
+    if res.get("duplicates_cost"):
+        lines.append(res["duplicates_cost"][:1].upper() + res["duplicates_cost"][1:] + ".")
     for note in res.get("notes") or []:
         if note:
             lines.append(f"_{note}_")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,8 +120,12 @@ def _zip(tmp_path):
 def test_upload_study_end_to_end_on_tiny_images(tmp_path, one_thread):
     p = _zip(tmp_path)
     out = tmp_path / "study"
-    res = study_upload(p, "dcgan", minutes=1, out=out, tiny=True, max_steps=3, batch_size=8, eval_n=32,
-                       resolution=32)
+    events = []
+    res = study_upload(p, "dcgan", minutes=1, on_progress=events.append, out=out, tiny=True, max_steps=3, batch_size=8,
+                       eval_n=32, resolution=32)
+    assert res["with_duplicates"] is None and res["duplicates_cost"] is None       # no duplicates: no extra run
+    assert [e["total"] for e in events if e["phase"] == "running"] == [4] * 4
+    assert not (out / "with-duplicates").exists()
     assert res["fractions"] == [0.25, 0.5, 1.0] and res["examples"][-1] == 38      # 10 of 48 held out
     assert res["metric"] == "kid_randconv" and len(res["values"]) == 3 and res["steps"] == 3
     for k in ("exponent", "prediction_2x_data", "measured_2x_steps"):
@@ -130,6 +135,37 @@ def test_upload_study_end_to_end_on_tiny_images(tmp_path, one_thread):
     assert json.loads((out / "study_upload.json").read_text())["recommendation"] == res["recommendation"]
     with pytest.raises(ValueError, match="already holds a data study"):
         study_upload(p, "dcgan", minutes=1, out=out, tiny=True)
+
+
+def test_upload_study_prices_the_duplicates_it_removed(tmp_path, one_thread):
+    from test_uploads import good_members, make_zip
+
+    from aigc.data.uploads import prepare_image_zip
+    from demo.finetune_study import study_text
+    members = good_members(48)
+    names = list(members)
+    held = set(np.random.default_rng(0).permutation(48)[:10].tolist())     # the study's seeded held-out split
+    in_pool = [i for i in range(48) if i not in held][:3]
+    copies = in_pool + [min(held)]
+    for k, i in enumerate(copies):
+        members[f"set/cats/copy-{k}{Path(names[i]).suffix}"] = members[names[i]]
+    p = make_zip(tmp_path / "dups.zip", members)
+    prep = prepare_image_zip(p, resolution=32)
+    assert len(prep.data) == 48 and prep.removed_of.tolist() == copies
+    assert np.array_equal(prep.removed.images, prep.data.images[copies])
+    events = []
+    res = study_upload(p, "dcgan", minutes=1, on_progress=events.append, out=tmp_path / "study", tiny=True, max_steps=3,
+                       batch_size=8, eval_n=32, resolution=32)
+    assert res["duplicates_removed"] == 4 and res["examples"][-1] == 38
+    dup = res["with_duplicates"]
+    assert dup["examples"] == 38 + 3 and math.isfinite(dup["kid_randconv"]) and 0 <= dup["copy_rate"] <= 1
+    assert [e["total"] for e in events if e["phase"] == "running"] == [5] * 5
+    assert (tmp_path / "study" / "with-duplicates").is_dir()
+    assert res["duplicates_cost"].startswith("left in, the 3 duplicates ") and "KID" in res["duplicates_cost"]
+    assert (f"{res['copy_rates'][-1]:.2g} to {dup['copy_rate']:.2g}" in res["duplicates_cost"]
+            or f"left the copy rate at {dup['copy_rate']:.2g}" in res["duplicates_cost"])
+    assert any("1 duplicate of a held-out image is left out" in n for n in res["notes"])
+    assert "Left in, the 3 duplicates" in study_text(res)
 
 
 def test_upload_study_text_and_refusals(tmp_path, one_thread):

@@ -171,4 +171,6 @@ def cmd_upload(args) -> int:
     print(f"power-law exponent {res['exponent']:.3g}; twice the data predicted {res['prediction_2x_data']:.4g}, "
           f"twice the steps measured {res['measured_2x_steps']:.4g}")
     print(res["recommendation"])
+    if res.get("duplicates_cost"):
+        print(res["duplicates_cost"])
     return 0

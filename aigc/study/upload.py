@@ -8,7 +8,9 @@ out. Short runs of equal length train on 25%, 50% and 100% of the rest (the subs
 more run trains on 100% for twice the steps. Each is measured on the held-out split (images:
 kid_randconv against it, and copy_rate against the run's own training images; text: held-out
 nats/char). A power law fitted to quality against training-set size predicts what twice the data
-would give; the recommendation compares that with what twice the steps gave.
+would give; the recommendation compares that with what twice the steps gave. When duplicates of
+training images were removed, one more 1x run trains on 100% with them put back, and
+`duplicates_cost` says what they did to the copy rate and KID.
 
 The run length comes from the budget: a probe of a few steps times one step, and every run gets
 the same number of steps so that the runs together fit `minutes`. A budget too small for
@@ -37,7 +39,8 @@ BOOTSTRAP = 200
 
 
 def _prepare(data_path, base, resolution, tiny, overrides):
-    """(kind "images"/"text", training pool, held-out set, duplicates removed, notes)."""
+    """(kind "images"/"text", training pool, held-out set, duplicates removed, notes, the removed
+    duplicates of training-pool images (ImageData) or None)."""
     from aigc.data.uploads import upload_kind
     from aigc.finetune.run import check_modality
     upload = upload_kind(data_path)
@@ -65,12 +68,23 @@ def _prepare_images(data_path, base, resolution):
         raise ValueError(f"{Path(data_path).name}: {len(data)} images are too few for a data study "
                          f"(need {n_held + MIN_EXAMPLES}: {n_held} held out and {MIN_EXAMPLES} to train on)")
 
-    def part(idx):
+    def part(src, idx):
         idx = np.sort(idx)
-        return ImageData(name=data.name, images=np.ascontiguousarray(data.images[idx]),
-                         labels=None if data.labels is None else data.labels[idx], class_names=list(data.class_names))
+        return ImageData(name=data.name, images=np.ascontiguousarray(src.images[idx]),
+                         labels=None if src.labels is None or data.labels is None else src.labels[idx],
+                         class_names=list(data.class_names))
     notes = [f"held out {n_held} of {len(data)} images to measure on"]
-    return "images", part(order[n_held:]), part(order[:n_held]), int(dup["exact"] + dup["near"]), notes
+    extras = None
+    if prep.removed is not None and len(prep.removed):
+        in_pool = ~np.isin(prep.removed_of, order[:n_held])
+        if (~in_pool).any():
+            k = int((~in_pool).sum())
+            notes.append(f"{k} duplicate{' of a held-out image is' if k == 1 else 's of held-out images are'} left "
+                         f"out of the run with duplicates (they would leak into the held-out measurement)")
+        if in_pool.any():
+            extras = part(prep.removed, np.flatnonzero(in_pool))
+    return ("images", part(data, order[n_held:]), part(data, order[:n_held]), int(dup["exact"] + dup["near"]),
+            notes, extras)
 
 
 def _prepare_text(data_path, base, tiny, overrides):
@@ -92,7 +106,7 @@ def _prepare_text(data_path, base, tiny, overrides):
     name = f"upload:{Path(data_path).stem}"
     pool = TextData(name=name, text=train_text, tokenizer=tok, block_size=block)
     heldout = TextData(name=name, text=held, tokenizer=tok, block_size=block, split="heldout")
-    return "text", pool, heldout, 0, [note]
+    return "text", pool, heldout, 0, [note], None
 
 
 def _subset(kind: str, pool, fraction: float):
@@ -148,16 +162,18 @@ def _check_minutes(minutes) -> float:
 
 
 def _steps_for(minutes: float, sec_per_step: float, runs_in_steps: float, max_steps: int | None,
-               spent_s: float = 0.0) -> int:
-    """Steps per run so that every run (the 2x one counting twice) fits what is left of the budget
-    after `spent_s`; refused below MIN_STEPS with the budget that would do."""
+               spent_s: float = 0.0, dup_run: bool = False) -> int:
+    """Steps per run so that every run (the 2x one counting twice, and the run with duplicates put
+    back when `dup_run`) fits what is left of the budget after `spent_s`; refused below MIN_STEPS
+    with the budget that would do."""
     train_s = minutes * 60 * (1 - EVAL_SHARE) - spent_s
     steps = int(train_s / (runs_in_steps * sec_per_step))
     if steps < MIN_STEPS:
         need = (runs_in_steps * MIN_STEPS * sec_per_step + spent_s) / (1 - EVAL_SHARE) / 60
         raise ValueError(f"a {minutes:g}-minute budget is too small for a data study of this upload: it needs at "
                          f"least {math.ceil(need * 10) / 10:g} minutes ({MIN_STEPS} steps for each of "
-                         f"{len(FRACTIONS)} fractions and {2 * MIN_STEPS} at twice the steps, at about "
+                         f"{len(FRACTIONS)} fractions" + (" and the run with duplicates" if dup_run else "") +
+                         f" and {2 * MIN_STEPS} at twice the steps, at about "
                          f"{sec_per_step:.2g} s a step)")
     return min(steps, max_steps) if max_steps else steps
 
@@ -168,7 +184,8 @@ def study_upload(data_path, base: str, minutes: float, on_progress: Callable[[di
                  max_steps: int | None = None) -> dict:
     """Train short runs on 25%, 50%, 100% of a prepared upload and once at twice the steps, fit a power
     law, and recommend more data or more steps. Returns {"fractions", "values", "metric", "exponent",
-    "prediction_2x_data", "measured_2x_steps", "recommendation", "duplicates_removed", ...};
+    "prediction_2x_data", "measured_2x_steps", "recommendation", "duplicates_removed", "with_duplicates",
+    "duplicates_cost", ...};
     with `out`, the runs and study_upload.json are kept there. ValueError (one line) on bad input."""
     from aigc.finetune.run import resolve_base
     emit = (lambda phase, **kw: on_progress({"phase": phase, **kw})) if on_progress else (lambda phase, **kw: None)
@@ -180,7 +197,7 @@ def study_upload(data_path, base: str, minutes: float, on_progress: Callable[[di
         raise ValueError("config overrides change a new model's config; a fine-tuned model keeps its base's")
     if out is not None and any((Path(out) / p).exists() for p in ("study_upload.json", "probe")):
         raise ValueError(f"{out} already holds a data study; choose a new output folder")
-    kind, pool, heldout, dups, notes = _prepare(data_path, b, resolution, tiny, overrides or {})
+    kind, pool, heldout, dups, notes, extras = _prepare(data_path, b, resolution, tiny, overrides or {})
     emit("note", text="; ".join(notes))
     subsets = []
     for f in FRACTIONS:
@@ -198,10 +215,12 @@ def study_upload(data_path, base: str, minutes: float, on_progress: Callable[[di
         t0 = time.time()
         _train(kind, b, pool, root / "probe", PROBE_STEPS, seed, device, tiny, overrides, batch_size, None, 1)
         sec_per_step = _step_time(root / "probe")
-        steps = _steps_for(minutes, sec_per_step, len(subsets) + 2, max_steps, spent_s=time.time() - t0)
-        cap = minutes * (1 - EVAL_SHARE) / (len(subsets) + 2)
+        n_runs = len(subsets) + 2 + (extras is not None)
+        steps = _steps_for(minutes, sec_per_step, n_runs, max_steps, spent_s=time.time() - t0,
+                           dup_run=extras is not None)
+        cap = minutes * (1 - EVAL_SHARE) / n_runs
         res = _runs(kind, b, subsets, heldout, root, steps, cap, seed, device, tiny, overrides, batch_size,
-                    eval_n, emit)
+                    eval_n, emit, extras)
     res.update(duplicates_removed=dups, notes=notes, steps=steps, heldout=len(heldout), kind=kind,
                seconds=round(time.time() - t0, 1))
     if out is not None:
@@ -211,17 +230,18 @@ def study_upload(data_path, base: str, minutes: float, on_progress: Callable[[di
 
 
 def _runs(kind, b, subsets, heldout, root: Path, steps, cap, seed, device, tiny, overrides, batch_size,
-          eval_n, emit) -> dict:
+          eval_n, emit, extras=None) -> dict:
     from aigc.study.powerlaw import fit_power_law
     metric = "kid_randconv" if kind == "images" else "nats_per_char"
     fractions, examples, values, copies = [], [], [], []
+    total = len(subsets) + 1 + (extras is not None)
     for i, (f, d) in enumerate(subsets, 1):
-        emit("running", index=i, total=len(subsets) + 1, text=f"training on {f:.0%} ({len(d)} examples), {steps} steps")
+        emit("running", index=i, total=total, text=f"training on {f:.0%} ({len(d)} examples), {steps} steps")
         path = _train(kind, b, d, root / f"frac-{f:g}", steps, seed, device, tiny, overrides, batch_size, 2 * cap)
         m = _measure(kind, path, d, heldout, eval_n)
         fractions.append(f), examples.append(len(d)), values.append(m[metric]), copies.append(m.get("copy_rate"))
     full = subsets[-1][1]
-    emit("running", index=len(subsets) + 1, total=len(subsets) + 1, text=f"training on 100% for {2 * steps} steps")
+    emit("running", index=len(subsets) + 1, total=total, text=f"training on 100% for {2 * steps} steps")
     path = _train(kind, b, full, root / "steps-2x", 2 * steps, seed, device, tiny, overrides, batch_size, 4 * cap)
     twice = _measure(kind, path, full, heldout, eval_n)
     y = np.array(values)
@@ -240,7 +260,35 @@ def _runs(kind, b, subsets, heldout, root: Path, steps, cap, seed, device, tiny,
         res["copy_rates"] = copies
         res["copy_rate_2x_steps"] = twice["copy_rate"]
     res["recommendation"] = recommend(kind, metric, float(values[-1]), pred, float(twice[metric]), lo_hi)
+    res["with_duplicates"] = res["duplicates_cost"] = None
+    if extras is not None:
+        emit("running", index=total, total=total,
+             text=f"training on 100% with {len(extras)} duplicates put back, {steps} steps")
+        both = _with_extras(full, extras)
+        path = _train(kind, b, both, root / "with-duplicates", steps, seed, device, tiny, overrides, batch_size,
+                      2 * cap)
+        m = _measure(kind, path, full, heldout, eval_n)          # copies are judged against the deduplicated pool
+        res["with_duplicates"] = {"examples": len(both), "kid_randconv": m["kid_randconv"], "copy_rate": m["copy_rate"]}
+        res["duplicates_cost"] = duplicates_cost(len(extras), copies[-1], m["copy_rate"], values[-1], m["kid_randconv"])
     return res
+
+
+def _with_extras(data, extras):
+    from aigc.data.images import ImageData
+    labels = None if data.labels is None else np.concatenate([data.labels, extras.labels])
+    return ImageData(name=data.name, images=np.concatenate([data.images, extras.images]), labels=labels,
+                     class_names=list(data.class_names))
+
+
+def duplicates_cost(n: int, copy_without: float, copy_with: float, kid_without: float, kid_with: float) -> str:
+    """One sentence from the measured figures: what leaving `n` duplicates in did to the copy rate and KID."""
+    def moved(what: str, a: str, b: str) -> str:
+        if a == b:
+            return f"left {what} at {a}"
+        return f"{'raised' if float(b) > float(a) else 'lowered'} {what} from {a} to {b}"
+    copy = moved("the copy rate", f"{copy_without:.2g}", f"{copy_with:.2g}")
+    kid = moved("KID", f"{kid_without * 1000:.3g}", f"{kid_with * 1000:.3g}")
+    return f"left in, the {n} duplicate{'s' if n != 1 else ''} {copy} and {kid} (x1000)"
 
 
 def recommend(kind: str, metric: str, now: float, pred_2x_data: float, measured_2x_steps: float,
