@@ -15,6 +15,8 @@ LABELS = {
     "label_acc": "Label accuracy of conditional samples (classifier)",
     "diversity": "Within-class diversity vs the test set (classifier features, 1 = as varied as the data)",
     "nll_nats": "Test NLL, nats (IWAE bound, lower is better)",
+    "cluster_acc": "Unsupervised clustering accuracy on the test set (best one-to-one matching)",
+    "nmi": "Normalised mutual information of clusters and test labels",
     "nats_per_char": "Held-out cross-entropy, nats/char",
     "bits_per_char": "Held-out bits/char",
     "kid_randconv": "KID x 1000 in random-conv features (not Inception; lower is better)",
@@ -28,7 +30,7 @@ def fmt(key: str, value) -> str:
         return "-"
     if key in ("kid", "kid_randconv"):
         return f"{value * 1000:.3f}"
-    if key in ("label_acc", "copy_rate", "text_copy_rate"):
+    if key in ("label_acc", "copy_rate", "text_copy_rate", "cluster_acc"):
         return f"{100 * value:.2f}%"
     if isinstance(value, float):
         return f"{value:.2f}"
