@@ -259,3 +259,19 @@ def test_data_tab_without_results_says_how_to_make_them(tmp_path):
     assert "aigc study data-vs-compute --out runs/study" in tab.commands.value
     (tmp_path / "study.json").write_text("{broken")
     assert "could not be read" in _tab(tmp_path).message
+
+
+def test_the_shipped_study_is_complete_and_answers_its_questions():
+    """bench/study/study.json, as the Data tab and `aigc study data-vs-compute --json` read it: every
+    cell of the default grid measured (3 seeds each), and each of the issue's questions answered."""
+    from aigc.hub import STUDY_DIR
+    from aigc.study import cells, make_spec
+    res = load_results(STUDY_DIR)
+    spec = make_spec({k: v for k, v in res["spec"].items() if k in ("tasks", "fractions", "augment",
+                                                                     "steps_multipliers", "seeds")})
+    assert len(res["runs"]) == len(cells(spec)) == 54 and spec["seeds"] == [0, 1, 2]
+    assert {c.key for c in cells(spec)} == set(res["runs"])
+    assert all(math.isfinite(r["value"]) for r in res["cells"])
+    assert {g["n"] for g in res["summary"]} == {3}
+    assert {a["key"] for a in res["answers"]} >= {"more_data", "more_compute", "augmentation", "crossing"}
+    assert res["recipe"]["images"]["config"] == make_spec()["images"]["config"]   # the default command repeats it
