@@ -51,6 +51,7 @@ def test_one_parser_holds_every_subcommand():
     assert {"list", "sample", "train", "finetune", "eval", "directions", "classifier"} <= set(sub.choices)
 
 
+@pytest.mark.slow          # a process of its own (interpreter + torch start-up): the full tier
 def test_bad_flags_exit_2_with_one_line():
     r = subprocess.run([sys.executable, "-m", "aigc", "sample", "x", "--no-such-flag"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr

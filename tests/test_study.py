@@ -265,7 +265,7 @@ def test_the_shipped_study_is_complete_and_answers_its_questions():
     """bench/study/study.json, as the Data tab and `aigc study data-vs-compute --json` read it: every
     cell of the default grid measured (3 seeds each), and each of the issue's questions answered."""
     from aigc.hub import STUDY_DIR
-    from aigc.study import cells, make_spec
+    from aigc.study.grid import cells, make_spec
     res = load_results(STUDY_DIR)
     spec = make_spec({k: v for k, v in res["spec"].items() if k in ("tasks", "fractions", "augment",
                                                                      "steps_multipliers", "seeds")})
