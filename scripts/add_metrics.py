@@ -33,19 +33,15 @@ def merge(old: dict, new: dict) -> dict:
 
 
 def rewrite_card(text: str, metrics: dict, command: str) -> str:
-    from aigc.finetune.cards import metrics_table
+    """The card with its measured section rendered anew (as write_card does) and `command` added to
+    its evaluation block; everything else as it was."""
+    from aigc.finetune.cards import measured_lines
     head, rest = text.split("## Measured metrics", 1)
-    body, tail = rest.split("## Reproduce", 1)
-    lines = ["", "", metrics_table(metrics)]
-    if metrics.get("protocol"):
-        lines.append(f"Protocol: {metrics['protocol']}\n")
-    n = re.search(r"^Samples evaluated: .*$", body, re.M)
-    if n:
-        lines.append(n.group(0) + "\n")
+    tail = rest.split("## Reproduce", 1)[1]
     if command not in tail:
         tail = re.sub(r"(Evaluation \(prints one JSON object[^\n]*\n\n```\n)(.*?)(\n```)",
                       lambda m: m.group(1) + m.group(2) + "\n" + command + m.group(3), tail, count=1, flags=re.S)
-    return head + "## Measured metrics" + "\n".join(lines) + "\n## Reproduce" + tail
+    return head + "\n".join(measured_lines(metrics)) + "\n## Reproduce" + tail
 
 
 def add_metrics(d: Path, new: dict, command: str) -> dict:

@@ -24,11 +24,11 @@ def run_commands() -> list[tuple[str, str]]:
     """(what it does, the command line) for the study's commands, as the Data tab shows them."""
     from aigc.hub import STUDY_DIR
     shipped = repo_relative(STUDY_DIR)
-    return [("train the grid in the background (about 3 hours on 2 CPU cores; the same command resumes it)",
+    return [("train the grid in the background (~2.5 thread-hours: aigc/study/README.md; the same command resumes it)",
              "nohup aigc study data-vs-compute --out runs/study --threads 2 > runs/study.log 2>&1 &"),
             ("or in parallel processes, one thread each, then gather them",
              "aigc study data-vs-compute --out runs/study-text --spec TEXT.json --threads 1 & ...; "
-             "aigc study merge --out runs/study runs/study-text runs/study-img01 runs/study-img2"),
+             "aigc study merge --out runs/study runs/study-text runs/study-img0 runs/study-img1 runs/study-img2"),
             ("print its results as JSON", "aigc study data-vs-compute --json --out runs/study"),
             ("ship them (the studio and `--json` without `--out` read this folder)", f"cp runs/study/study.json {shipped}/"),
             ("what more data would buy for your own upload",

@@ -70,6 +70,16 @@ def lineage_lines(train: dict) -> list[str]:
     return lines
 
 
+def measured_lines(metrics: dict) -> list[str]:
+    """The card's "Measured metrics" section: the table, the protocol, how many samples."""
+    lines = ["## Measured metrics", "", metrics_table(metrics)]
+    if metrics.get("protocol"):
+        lines += [f"Protocol: {metrics['protocol']}", ""]
+    if "n" in metrics:
+        lines += [f"Samples evaluated: {metrics['n']}; seed {metrics.get('seed', 0)}.", ""]
+    return lines
+
+
 def write_card(directory: str | Path, *, title: str, summary: str, train_command: str,
                eval_command: str, hardware: str, extra: str = "") -> str:
     directory = Path(directory)
@@ -79,11 +89,7 @@ def write_card(directory: str | Path, *, title: str, summary: str, train_command
     lines = [f"# {title}", "", summary, ""]
     if (directory / "samples.png").exists():
         lines += ["![samples on seed 0](samples.png)", ""]
-    lines += ["## Measured metrics", "", metrics_table(metrics)]
-    if metrics.get("protocol"):
-        lines += [f"Protocol: {metrics['protocol']}", ""]
-    if "n" in metrics:
-        lines += [f"Samples evaluated: {metrics['n']}; seed {metrics.get('seed', 0)}.", ""]
+    lines += measured_lines(metrics)
     lines += ["## Reproduce", "", "Training:", "", "```", train_command, "```", "",
               "Evaluation (prints one JSON object; the numbers above are its output):", "", "```",
               eval_command, "```", "",
