@@ -159,8 +159,10 @@ def bench_browser(url: str, model: str, n: int) -> dict | None:
         page.click("#model input")
         page.click(f"ul[role=listbox] >> text={model}")
         page.click("#sample")
-        page.wait_for_function("document.querySelectorAll('#gallery img').length > 0")
-        page.locator("#gallery img").first.click()
+        page.wait_for_function("(() => { const i = document.querySelector('#gallery img');"
+                               " return i && i.complete && i.naturalWidth > 0; })()")
+        box = page.locator("#gallery img").bounding_box()          # the grid is one picture: its first tile
+        page.mouse.click(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
         page.wait_for_selector("#editor img")
         page.wait_for_timeout(300)
         for v in values(5):

@@ -23,10 +23,7 @@ CSS = """
 .gradio-container table, .gradio-container button {
   font-family: var(--font), "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
                sans-serif !important; }
-#gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 128px)) !important;
-                           grid-template-rows: none !important; grid-auto-rows: auto !important; }
-#gallery .grid-wrap { max-height: none !important; min-height: 0 !important; overflow-y: visible !important; }
-#gallery .thumbnail-item { aspect-ratio: 1 / 1; min-width: 0; }
+#gallery img { cursor: pointer; max-width: 100%; height: auto; }
 """
 PLACEHOLDER_TABS = {
     "Text": "Text generation comes with its own issue.",

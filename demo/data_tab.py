@@ -1,7 +1,7 @@
 """The Data tab: the data-vs-compute study (aigc.study), shown. Quality against the share of the
-training data, one line per compute level and augmentation setting, error bars over the seeds, a
-reading under each plot from the library's answers, every number in a table, and the commands
-that make them. Everything comes from study.json (aigc.hub.STUDY_DIR unless told otherwise); with
+training data, one line per compute level and augmentation setting, error bars over the seeds (the
+SVG figure of aigc.study.figures, the one `aigc study figures` writes), the readings under it from
+the library's answers, every number in a table, and the commands that make them. Everything comes from study.json (aigc.hub.STUDY_DIR unless told otherwise); with
 none there, the tab says so and shows the command that makes it.
 """
 from __future__ import annotations
@@ -15,15 +15,7 @@ import pandas as pd
 from aigc.cli.study import repo_relative, run_commands
 from aigc.hub import STUDY_DIR
 from aigc.study import load_results
-from aigc.study.summary import LOWER_IS_BETTER
-
-# one hue per compute level; augmentation on: the dark shade, off: the light one
-SHADES = (("#1f4e9c", "#86b3e8"), ("#b03a2e", "#f1a39a"), ("#1e8449", "#8fdcae"), ("#6c3483", "#c9a3dc"),
-          ("#b9770e", "#f5c97a"))
-TASK_TITLES = {"images": "Images", "text": "Text"}
-# a plot's columns besides x and y; with a nominal x the plot aggregates y over rows alike in all of
-# them, so "point" keeps an error bar's two ends apart
-TOOLTIP = ("line", "point", "mean", "std_error", "seeds")
+from aigc.study.figures import task_figure
 
 
 def _pct(f: float) -> str:
@@ -67,51 +59,6 @@ def reading(results: dict, task: str, kind: str) -> str:
         if said:
             return said[-1]
     return ""
-
-
-def plot_frame(results: dict, task: str, kind: str = "data") -> dict | None:
-    """What a LinePlot of a task's primary metric needs: {"frame", "metric", "order", "color_map",
-    "legend", "title", "y_title"}. kind "data": one line per compute level at the recipe's
-    augmentation setting; "augment": augmentation on and off at every compute level (images with
-    both measured; None otherwise). An error bar (mean ± one standard error over the seeds) is a
-    short vertical line of its own, left out of the legend."""
-    metric = primary_metric(results, task)
-    if metric is None:
-        return None
-    lines = results["series"][task][metric]
-    augs = sorted({ln["augment"] for ln in lines})
-    if kind == "augment":
-        if task != "images" or augs != [False, True]:
-            return None
-    else:
-        lines = [ln for ln in lines if ln["augment"] == augs[-1]]
-    mults = sorted({ln["steps_multiplier"] for ln in lines})
-    rows, color_map, legend = [], {}, []
-    for ln in lines:
-        shade = SHADES[mults.index(ln["steps_multiplier"]) % len(SHADES)][0 if ln["augment"] or task != "images" else 1]
-        color_map[ln["label"]] = shade
-        legend.append(ln["label"])
-        for x, y, err, n in zip(ln["x"], ln["y"], ln["err"], _seeds(results, task, metric, ln)):
-            rows.append({"data": _pct(x), metric: y, "line": ln["label"], "point": "mean over seeds", "mean": y,
-                         "std_error": err, "seeds": n})
-            if err > 0:
-                bar = f"{ln['label']}: ±1 s.e. at {_pct(x)}"
-                color_map[bar] = shade
-                rows += [{"data": _pct(x), metric: y + d, "line": bar, "point": f"mean {sign} 1 s.e.", "mean": y,
-                          "std_error": err, "seeds": n} for sign, d in (("-", -err), ("+", err))]
-    order = [_pct(f) for f in sorted({x for ln in lines for x in ln["x"]})]
-    side = "lower" if metric in LOWER_IS_BETTER else "higher"
-    title = (f"{TASK_TITLES.get(task, task)}: DiffAugment on and off" if kind == "augment"
-             else f"{TASK_TITLES.get(task, task)}: quality against data, one line per compute level")
-    return {"frame": pd.DataFrame(rows, columns=["data", metric, *TOOLTIP]), "metric": metric,
-            "order": order, "color_map": color_map, "legend": legend, "title": title,
-            "y_title": f"{metric} ({side} is better)"}
-
-
-def _seeds(results: dict, task: str, metric: str, line: dict) -> list[int]:
-    n = {s["fraction"]: s["n"] for s in results["summary"] if s["task"] == task and s["metric"] == metric
-         and s["augment"] == line["augment"] and s["steps_multiplier"] == line["steps_multiplier"]}
-    return [n.get(x, 0) for x in line["x"]]
 
 
 def numbers_table(results: dict) -> pd.DataFrame:
@@ -165,18 +112,14 @@ def build_data_tab(registry=None, study_dir=None) -> SimpleNamespace:
     else:
         gr.Markdown(_intro(results))
         for task in results["series"]:
+            svg = task_figure(results, task)
+            if svg is None:
+                continue
+            tab.plots.append((task, gr.HTML(f'<div class="aigc-curve">{svg}</div>', elem_id=f"data-figure-{task}")))
             for kind in ("data", "augment"):
-                spec = plot_frame(results, task, kind)
-                if spec is None:
-                    continue
-                plot = gr.LinePlot(spec["frame"], x="data", y=spec["metric"], color="line", sort=spec["order"],
-                                   color_map=spec["color_map"], colors_in_legend=spec["legend"],
-                                   tooltip=list(TOOLTIP[1:]), y_aggregate="mean", title=spec["title"],
-                                   x_title="training data (share of the set)", y_title=spec["y_title"],
-                                   color_title="compute", height=340)
-                said = gr.Markdown(reading(results, task, kind), elem_classes=["aigc-small"])
-                tab.plots.append((task, kind, plot))
-                tab.readings.append(said)
+                said = reading(results, task, kind)
+                if said or kind == "data":
+                    tab.readings.append(gr.Markdown(said, elem_classes=["aigc-small"]))
         with gr.Accordion("Every measured effect", open=False):
             gr.Markdown(answers_markdown(results))
         gr.Markdown("### The numbers")

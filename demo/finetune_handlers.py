@@ -17,7 +17,7 @@ from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 from demo.common import friendly, owner_id
 from demo.finetune_compare import compare_job
 from demo.finetune_study import Studies
-from demo.finetune_view import (can_cancel, job_label, loss_rows, progress_bar, quality_rows, quality_text,
+from demo.finetune_view import (can_cancel, job_label, loss_chart, progress_bar, quality_chart, quality_text,
                                 sample_caption, sample_text, status_text)
 from demo.upload_groups import upload_groups
 
@@ -175,19 +175,16 @@ class FinetuneHandlers:
 
     @friendly
     def job_status(self, job_id, token="", smooth=False, log_y=False, request: gr.Request = None):
-        """-> (status markdown, progress bar html, loss rows, latest preview, quality rows).
-        `smooth`: the loss as a moving average; `log_y`: its log10 (series that reach 0 left out)."""
+        """-> (status markdown, progress bar html, loss chart html, latest preview, quality chart html);
+        the charts are SVG ('' before the first point). `smooth`: a moving average over the faint raw
+        loss; `log_y`: the loss on a log scale (series that reach 0 left out)."""
         if not job_id:
-            return "_no job yet: check your data, then press Train_", "", None, None, None
+            return "_no job yet: check your data, then press Train_", "", "", None, ""
         s = self.jobs.status(job_id, owner=self.owner(token, request))
         if s["state"] == "done" and s.get("model_path"):
             self._publish(s["model_path"])
-        import pandas as pd
-        rows, _ = loss_rows(s["loss"], bool(smooth), bool(log_y))
-        loss = pd.DataFrame(rows, columns=["step", "value", "series"]) if rows else None
-        q = quality_rows(s.get("quality"))
-        quality = pd.DataFrame(q, columns=["step", "value", "series"]) if q else None
-        return self._text(s), self._bar(s), loss, s["preview"], quality
+        return (self._text(s), self._bar(s), loss_chart(s["loss"], bool(smooth), bool(log_y)), s["preview"],
+                quality_chart(s.get("quality")))
 
     def job_panel(self, job_id, token="", request: gr.Request = None):
         """-> (Cancel button update: usable only while the job can be cancelled, the latest sample
@@ -227,7 +224,7 @@ class FinetuneHandlers:
         try:
             out = self.job_status(job_id, token, smooth, log_y, request)
         except gr.Error as e:
-            out = (html.escape(str(e)), "", None, None, None)
+            out = (html.escape(str(e)), "", "", None, "")
         v = self.models_version()
         who = self.owner(token, request)
         choices = self._job_choices(who)

@@ -135,11 +135,10 @@ def _layout_job(c: dict) -> None:
                                   elem_id="ft-sample-text")
     with gr.Row():
         c["smooth"] = gr.Checkbox(False, label="smooth the loss", elem_id="ft-smooth")
-        c["log_y"] = gr.Checkbox(False, label="log scale (log10 of the loss)", elem_id="ft-log")
-    # one plot a row: the legend (drawn below the plot) gets the whole width and is never cut
-    c["loss"] = gr.LinePlot(x="step", y="value", color="series", label="loss", height=260, elem_id="ft-loss")
-    c["quality"] = gr.LinePlot(x="step", y="value", color="series", height=260,
-                               label="quality over time (see below)", elem_id="ft-quality")
+        c["log_y"] = gr.Checkbox(False, label="log scale for the loss", elem_id="ft-log")
+    # SVG charts drawn by aigc.plots: the legend sits inside the plot; hover a point for its numbers
+    c["loss"] = gr.HTML("", label="loss", elem_id="ft-loss")
+    c["quality"] = gr.HTML("", label="quality over time (see below)", elem_id="ft-quality")
     c["preview"] = gr.Image(label="latest samples", type="filepath", interactive=False)
     gr.Markdown(QUALITY_HELP, elem_classes="aigc-small")
 

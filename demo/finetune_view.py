@@ -1,14 +1,15 @@
 """What the Fine-tune tab's job panel shows, shaped from a job's status: curves a person can read
-(short series names, optional smoothing and log scale), the latest sample text of a text job, the
-job list's labels and whether Cancel applies. No gradio here: the handlers wrap these."""
+(SVG charts drawn by aigc.plots, the legend inside the plot, short series names, optional smoothing
+and log scale), the latest sample text of a text job, the job list's labels and whether Cancel
+applies. No gradio here: the handlers wrap these."""
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from aigc.finetune.jobs import QUALITY_SERIES
 from aigc.finetune.store import one_line
+from aigc.plots import PALETTE, Series, line_chart
 
 SMOOTHING = 0.6               # exponential moving average weight of the previous point (TensorBoard's default)
 SAMPLE_TEXT_MAX = 4000        # characters of a sample text shown while training
@@ -33,23 +34,55 @@ def smooth_rows(rows: list[dict], weight: float = SMOOTHING) -> list[dict]:
     return out
 
 
-def log_rows(rows: list[dict]) -> tuple[list[dict], list[str]]:
-    """log10 of each value -> (rows, series left out because they reach zero or below)."""
-    bad = sorted({r["series"] for r in rows if not r["value"] > 0})
-    return [{**r, "value": math.log10(r["value"])} for r in rows if r["series"] not in bad], bad
+def _by_series(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(str(r["series"]), []).append(r)
+    return out
 
 
-def loss_rows(rows: list[dict] | None, smooth: bool = False, log_y: bool = False) -> tuple[list[dict], str]:
-    """The loss curve as the page asked for it -> (rows, a note on what the plot shows)."""
+def _chart_html(series: list[Series], note: str, **kw) -> str:
+    try:
+        svg = line_chart(series, subtitle=note, width=600, height=300, marker_r=2.0, **kw)
+    except ValueError as e:
+        return f'<div class="aigc-small">{html.escape(str(e))}</div>'
+    return f'<div class="aigc-curve">{svg}</div>'
+
+
+def loss_chart(rows: list[dict] | None, smooth: bool = False, log_y: bool = False) -> str:
+    """The loss curve as the page asked for it: an SVG (aigc.plots) with its legend inside the plot;
+    `smooth`: a moving average drawn over the faint raw curve; `log_y`: a log-scale axis (a series
+    that reaches zero or below is left out, and the note says so). '' with no rows yet."""
     rows = list(rows or [])
+    if not rows:
+        return ""
+    groups = _by_series(rows)
     notes = []
-    if smooth and rows:
-        rows = smooth_rows(rows)
-        notes.append(f"smoothed (moving average, weight {SMOOTHING})")
-    if log_y and rows:
-        rows, bad = log_rows(rows)
-        notes.append("log10 of the loss" + (f"; left out (not positive): {', '.join(bad)}" if bad else ""))
-    return rows, "; ".join(notes)
+    if log_y:
+        bad = sorted(k for k, rs in groups.items() if not all(r["value"] > 0 for r in rs))
+        groups = {k: rs for k, rs in groups.items() if k not in bad}
+        notes.append("log scale" + (f"; left out (not positive): {', '.join(bad)}" if bad else ""))
+    if smooth:
+        notes.append(f"smoothed (moving average, weight {SMOOTHING}) over the raw curve")
+    series = []
+    for i, (name, rs) in enumerate(groups.items()):
+        color = PALETTE[i % len(PALETTE)]
+        steps, vals = [r["step"] for r in rs], [r["value"] for r in rs]
+        if smooth:
+            series.append(Series(name, steps, vals, color=color, opacity=0.3, width=1.2, markers=False, legend=False))
+            vals = [r["value"] for r in smooth_rows(rs)]
+        series.append(Series(name + (" (smoothed)" if smooth else ""), steps, vals, color=color))
+    return _chart_html(series, "; ".join(notes), title="loss", x_title="step", y_title="loss", log_y=log_y)
+
+
+def quality_chart(rows: list[dict] | None) -> str:
+    """Quality over time as an SVG (short series names, legend inside); '' with no rows yet."""
+    rows = quality_rows(rows)
+    if not rows:
+        return ""
+    series = [Series(name, [r["step"] for r in rs], [r["value"] for r in rs])
+              for name, rs in _by_series(rows).items()]
+    return _chart_html(series, "", title="quality over time", x_title="step", y_title="value")
 
 
 def quality_rows(rows: list[dict] | None) -> list[dict]:

@@ -14,7 +14,6 @@ import re
 import secrets
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
@@ -164,9 +163,9 @@ class Editor:
                 note = (note + " The sliders that made this edit are not all available now (the "
                         "directions changed since); they start at 0 from the restored image.").strip()
         image = pipe.decode(z[None], None if rec.label is None else [rec.label]).images[0]
-        base_rec = Recipe(**{**asdict(rec), "z": base.tolist(), "latent": None, "offsets": {},
+        base_rec = Recipe(**{**rec.to_dict(), "z": base.tolist(), "latent": None, "offsets": {},
                              "directions": None})
-        state = {**(state or new_state()), "base": asdict(base_rec), "current": asdict(rec),
+        state = {**(state or new_state()), "base": base_rec.to_dict(), "current": rec.to_dict(),
                  "dir_slots": dir_slots, "dim_slots": dim_slots}
         info = self._recipe_summary(rec, e) + (f"\n\n{note}" if note else "")
         return (png_image(image, rec, EDITOR_PX), info,
@@ -239,7 +238,7 @@ class Editor:
         rec0 = recipes.from_dict(base)
         z = e.pipe.edited_latent(rec0.z, coeffs, d, dims)
         edited = bool(offsets["directions"] or offsets["dims"])
-        rec = Recipe(**{**asdict(rec0), "z": z.tolist(), "latent": rec0.z if edited else None,
+        rec = Recipe(**{**rec0.to_dict(), "z": z.tolist(), "latent": rec0.z if edited else None,
                         "offsets": offsets if edited else {}, "directions": d.fingerprint() if edited else None,
                         "source": "edit" if edited else rec0.source})
         return e, d, rec
@@ -251,7 +250,7 @@ class Editor:
         e, _, rec = self._edited(state, offsets, request)
         image = e.pipe.decode(np.asarray(rec.z, np.float32)[None],
                               None if rec.label is None else [rec.label]).images[0]
-        return png_image(image, rec, EDITOR_PX), {**state, "current": asdict(rec)}
+        return png_image(image, rec, EDITOR_PX), {**state, "current": rec.to_dict()}
 
     @friendly
     def reset(self, state, request: gr.Request = None):
@@ -264,7 +263,7 @@ class Editor:
         image = e.pipe.decode(np.asarray(rec.z, np.float32)[None],
                               None if rec.label is None else [rec.label]).images[0]
         ups = [gr.update(value=0.0) for _ in range(N_DIR + N_DIM)]
-        return (png_image(image, rec, EDITOR_PX), *ups, {**state, "current": asdict(rec)})
+        return (png_image(image, rec, EDITOR_PX), *ups, {**state, "current": rec.to_dict()})
 
     def _current(self, state) -> Recipe:
         cur = (state or {}).get("current") or (state or {}).get("base")

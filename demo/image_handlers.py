@@ -14,12 +14,12 @@ import logging
 import math
 import secrets
 import time
-from dataclasses import asdict
 
 import gradio as gr
 import numpy as np
 
 from aigc.data import imageinput
+from aigc.data.grid import GridLayout, grid_layout, make_grid, scale_for
 from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_float, check_int
 from aigc.pipelines import recipes
 from aigc.pipelines.recipes import Recipe, png_image
@@ -32,6 +32,7 @@ log = logging.getLogger("aigc.demo")
 SOURCES = ("two seeds", "A and B")
 TRUNCATION_HELP = ("GANs: how far from the centre the latents are drawn (scale of z). Lower: more typical, "
                    "cleaner, less varied pictures; higher: more varied, more odd ones.")
+GRID_PX = 512         # the sample grid's width on screen (the 128 px tiles the gallery had); tiles enlarge by a whole factor
 PRIOR_TEMP_HELP = ("VAEs: the spread of the latents drawn from the prior. Lower: smoother, more average "
                    "pictures; 1: as trained; higher: more varied and more broken ones.")
 
@@ -117,7 +118,8 @@ class Studio(ClusterViews):
     # -- sampling --------------------------------------------------------------------------------
     @friendly
     def sample(self, model, label, seed, grid, temperature, state, request: gr.Request = None):
-        """A grid of samples; each carries its recipe in its PNG."""
+        """A grid of samples as one picture (one file per render, not one per sample: that was most
+        of the server's work under load); a click on a tile opens that sample (tile_at)."""
         e = self._get(model, state, request)
         pipe = e.pipe
         seed = check_int(seed, 0, SEED_MAX, "seed")
@@ -128,25 +130,39 @@ class Studio(ClusterViews):
             pipe.label_index(_label_arg(label))            # a clear message for a class the model lacks
         s = pipe(side * side, seed=seed, label=None if pipe.clustered else _label_arg(label), temperature=temp,
                  cluster=cluster)
-        items, samples = [], []
+        samples, labels = [], []
         for i in range(len(s.images)):
             lab = None if s.labels is None else int(s.labels[i])
-            rec = Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(), label=lab,
-                         source="sample", seed=seed, index=i, temperature=temp)
-            cap = f"#{i}" + (f" · {self._class_name(pipe, lab)}" if lab is not None else "")
-            cap += f" · cluster {cluster}" if cluster is not None else ""
-            items.append((png_image(s.images[i], rec, THUMB_PX), cap))
-            samples.append(asdict(rec))
-        state = {**(state or new_state()), "samples": samples}
-        info = f"**{e.name}** · seed {seed} · {len(items)} samples. Click one to open it in the editor."
-        return items, info, state
+            samples.append(Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(),
+                                  label=lab, source="sample", seed=seed, index=i, temperature=temp).to_dict())
+            labels.append(lab)
+        scale = scale_for(s.images, side, GRID_PX)
+        layout = grid_layout(s.images, nrow=side, pad=1, scale=scale)
+        picture = make_grid(s.images, nrow=side, pad=1, scale=scale, fill=255)
+        state = {**(state or new_state()), "samples": samples, "grid": layout.to_dict()}
+        what = f" · cluster {cluster}" if cluster is not None else ""
+        if any(lab is not None for lab in labels):
+            names = [self._class_name(pipe, lab) for lab in labels]
+            what += (f" · class {names[0]}" if len(set(names)) == 1 else
+                     " · classes, row by row: " + " ".join(str(n) for n in names))
+        info = (f"**{e.name}** · seed {seed} · {len(samples)} samples{what}. "
+                "Click one to open it in the editor.")
+        return picture, info, state
+
+    def open_tile(self, state, x, y, request: gr.Request = None):
+        """The sample under pixel (x, y) of the grid picture, opened in the editor."""
+        g = (state or {}).get("grid")
+        index = GridLayout(**g).tile_at(x, y) if isinstance(g, dict) else None
+        if index is None:
+            raise gr.Error("click on one of the samples of the grid")
+        return index, *self.open_sample(state, index, request)
 
     @friendly
     def dice(self, model, label, grid, temperature, state, request: gr.Request = None):
         """A fresh random seed, and its samples."""
         seed = secrets.randbelow(SEED_MAX + 1)
-        items, info, state = self.sample(model, label, seed, grid, temperature, state, request)
-        return seed, items, info, state
+        picture, info, state = self.sample(model, label, seed, grid, temperature, state, request)
+        return seed, picture, info, state
 
     # -- memorisation check ---------------------------------------------------------------------
     @friendly
@@ -184,7 +200,7 @@ class Studio(ClusterViews):
         rec = self._current(state)
         e = self._get(rec.model, state, request)
         img = e.pipe.decode(np.asarray(rec.z, np.float32)[None], None if rec.label is None else [rec.label]).images[0]
-        return png_image(img, rec, THUMB_PX), {**state, which: asdict(rec)}
+        return png_image(img, rec, THUMB_PX), {**state, which: rec.to_dict()}
 
     def set_a(self, state, request: gr.Request = None):
         return self.set_endpoint("a", state, request)
@@ -240,9 +256,9 @@ class Studio(ClusterViews):
         gif = self._write(gif_bytes(s.images, fps=10, scale=max(1, EDITOR_PX // s.images.shape[1])),
                           f"{e.name}-interpolation.gif")
         info = f"{note}**{e.name}** · {what} · {frames} frames · {method}"
-        return items, gif, gif, info, {**state, "strip": [asdict(
+        return items, gif, gif, info, {**state, "strip": [
             Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(), label=lab,
-                   source="interpolate", index=i)) for i in range(len(s.images))]}
+                   source="interpolate", index=i).to_dict() for i in range(len(s.images))]}
 
     @friendly
     def open_frame(self, state, index, request: gr.Request = None):

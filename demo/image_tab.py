@@ -61,8 +61,8 @@ def _sampler(ui, studio: Studio, models: list[str]) -> None:
             ui.model_info = gr.Markdown(info0, label="model_info", elem_classes="aigc-small")
             _examples(ui, studio, models)
         with gr.Column(scale=2, min_width=320):
-            ui.gallery = gr.Gallery(label="Samples (click one to edit it)", columns=4, format="png",
-                                    allow_preview=False, elem_id="gallery", height="auto", interactive=False)
+            ui.gallery = gr.Image(label="Samples (click one to edit it)", format="png", interactive=False,
+                                  elem_id="gallery", buttons=["download"], show_label=True)
             ui.sample_info = gr.Markdown(label="info", elem_id="sample-info")
             _clusters(ui, studio, first)
 
@@ -232,29 +232,19 @@ def wire_image_picker(ui, studio: Studio, refresh_on=()) -> None:
           [ui.model, ui.models_seen], **QUIET)
 
 
-def grid_columns(grid):
-    """The gallery drawn in as many columns as the grid's side (an NxN grid shows N rows of N)."""
-    try:
-        side = int(grid)
-    except (TypeError, ValueError):
-        return gr.skip()
-    return gr.update(columns=max(1, min(GRID_MAX, side)))
-
-
 def sample_grid(ui, studio: Studio, trigger) -> None:
-    """After `trigger` (a dependency): sample a grid with the controls' values, in N columns."""
+    """After `trigger` (a dependency): sample a grid with the controls' values."""
     trigger.success(studio.sample, [ui.model, ui.label, ui.seed, ui.grid, ui.temperature, ui.state],
-                 [ui.gallery, ui.sample_info, ui.state], api_name="regrid", **PRIVATE).success(grid_columns, [ui.grid], [ui.gallery],
-                                                                           **QUIET)
+                    [ui.gallery, ui.sample_info, ui.state], api_name="regrid", **PRIVATE)
 
 
 def _wire_sampling(ui, studio: Studio) -> None:
     ui.sample.click(studio.sample, [ui.model, ui.label, ui.seed, ui.grid, ui.temperature, ui.state],
                     [ui.gallery, ui.sample_info, ui.state], api_name="sample", concurrency_id="render",
-                    concurrency_limit=2).success(grid_columns, [ui.grid], [ui.gallery], **QUIET)
+                    concurrency_limit=2)
     ui.dice.click(studio.dice, [ui.model, ui.label, ui.grid, ui.temperature, ui.state],
                   [ui.seed, ui.gallery, ui.sample_info, ui.state], api_name="dice", concurrency_id="render",
-                  concurrency_limit=2).success(grid_columns, [ui.grid], [ui.gallery], **QUIET)
+                  concurrency_limit=2)
     info = ui.model.input(studio.model_controls, [ui.model, ui.state], [ui.label, ui.temperature, ui.model_info],
                           api_name="model_info")
     sample_grid(ui, studio, info)          # the grid on screen is always the picked model's
@@ -278,7 +268,8 @@ def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
     _wire_sampling(ui, studio)
 
     def on_select(state, evt: gr.SelectData, request: gr.Request):
-        return (evt.index, *studio.open_sample(state, evt.index, request))
+        x, y = evt.index                       # the clicked pixel of the grid picture
+        return studio.open_tile(state, x, y, request)
 
     near_out = [ui.near_img, ui.near_md]
     opened = [ui.gallery.select(on_select, [ui.state], [ui.pick, *editor_out], api_visibility="private",

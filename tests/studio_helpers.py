@@ -73,3 +73,18 @@ def save_user_model(folder, kind="dcgan", seed=1, **kw):
     else:
         m = build(kind, tiny=True, **kw)
     return ckpt.save_pretrained(m, folder, meta={"dataset": "upload:x"}, metrics={"copy_rate": 0.0})
+
+
+def grid_box(page, timeout: int = 60_000) -> dict:
+    """The sample grid picture's box on the page, once it is drawn and in view."""
+    page.wait_for_function("(() => { const i = document.querySelector('#gallery img');"
+                           " return i && i.complete && i.naturalWidth > 0; })()", timeout=timeout)
+    page.locator("#gallery img").scroll_into_view_if_needed()
+    return page.locator("#gallery img").bounding_box()
+
+
+def click_tile(page, index: int, side: int) -> None:
+    """Click the middle of tile `index` of a side x side grid picture, as a person would."""
+    box = grid_box(page)
+    row, col = divmod(index, side)
+    page.mouse.click(box["x"] + box["width"] * (col + 0.5) / side, box["y"] + box["height"] * (row + 0.5) / side)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio_helpers import launch, make_weights
+from studio_helpers import click_tile, grid_box, launch, make_weights
 
 CHROMIUM = os.environ.get("AIGC_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -89,9 +89,9 @@ def test_sample_open_and_drag_a_slider(page):
     page.click("ul[role=listbox] >> text=seed-gan-mnist")
     page.wait_for_function("document.querySelector('#sample-info').innerText.includes('seed-gan-mnist')")
     page.click("#sample")
-    page.wait_for_function("document.querySelectorAll('#gallery img').length == 16")
+    page.wait_for_function("document.querySelector('#sample-info').innerText.includes('16 samples')")
     page.wait_for_timeout(500)
-    page.locator("#gallery img").nth(2).click()
+    click_tile(page, 2, 4)
     src0 = wait_new_src(page, None)
     assert "seed 0 #2" in page.locator("#editor-info").inner_text()
     before = fetch_pixels(page, src0)
@@ -162,7 +162,7 @@ def test_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(bad))
     page.wait_for_selector("text=not a picture")
     page.click("#sample")                                # still serving
-    page.wait_for_function("document.querySelectorAll('#gallery img').length > 0")
+    grid_box(page)
 
 
 def test_a_finished_model_reaches_the_page_without_a_reload(page, app_url):

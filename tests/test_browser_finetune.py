@@ -86,15 +86,30 @@ def test_sample_text_and_readable_curves(page, tab):
     page.wait_for_function("document.querySelector('#ft-sample-text textarea') && document.querySelector("
                            "'#ft-sample-text textarea').value.includes('watched the moon')", timeout=15_000)
     assert "step 40" in text_of(page, "#ft-sample-text")
-    page.wait_for_selector("#ft-quality svg")
-    legend = page.evaluate("""() => [...document.querySelectorAll('#ft-quality svg .role-legend text')]
-                                     .map(t => t.textContent)""")
+    page.wait_for_selector("#ft-quality svg .legend-box")
+    legend = page.evaluate("() => [...document.querySelectorAll('#ft-quality svg .legend text')].map(t => t.textContent)")
     assert legend and not any("…" in t for t in legend), legend           # whole legend labels
+    page.wait_for_selector("#ft-loss svg .legend-box")
+    for plot in ("#ft-loss", "#ft-quality"):                              # the legend inside the axes
+        axes, box = page.evaluate("""s => ['.plot-area', '.legend-box'].map(c => {
+            const r = document.querySelector(s + ' svg ' + c).getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom]; })""", plot)
+        assert box[2] > box[0] and box[3] > box[1]
+        assert axes[0] <= box[0] and axes[1] <= box[1] and box[2] <= axes[2] and box[3] <= axes[3], (plot, axes, box)
+    ticks = "() => [...document.querySelectorAll('#ft-loss svg .tick-y')].map(t => t.textContent).join(' ')"
+    linear = page.evaluate(ticks)
+    page.click("#ft-log")                                             # the toggles re-draw the chart
+    page.wait_for_function("""() => (document.querySelector('#ft-loss svg .subtitle') || {}).textContent
+                                     === 'log scale'""", timeout=15_000)
+    assert page.evaluate(ticks) != linear and "10" in page.evaluate(ticks).split()
+    page.click("#ft-smooth")
+    page.wait_for_function("""() => [...document.querySelectorAll('#ft-loss svg .legend text')]
+                                     .some(t => t.textContent.includes('(smoothed)'))""", timeout=15_000)
+    assert page.locator("#ft-loss svg polyline").count() == 2                # the faint raw curve stays
     page.click("#ft-log")
-    page.wait_for_function("""() => [...document.querySelectorAll('#ft-loss svg .role-axis-label text')]
-                                     .some(t => parseFloat(t.textContent) < 1)""", timeout=15_000)
-    page.click("#ft-smooth")                                          # the toggles re-draw the plot
-    page.wait_for_selector("#ft-loss svg")
+    page.wait_for_function("() => !document.querySelector('#ft-loss svg .subtitle').textContent.includes('log')",
+                           timeout=15_000)
+    assert page.evaluate(ticks) == linear
 
 
 def test_data_study_shows_its_plot_and_advice(page, tmp_path):

@@ -58,8 +58,8 @@ def test_happy_path_and_a_second_person(app_url, tmp_path):
     assert _wait(a, job_id, ("done", "failed")) == "done"
     status = a.predict(job_id, api_name="/job_status")[0]
     assert "shapes-a" in status
-    gallery, info = a.predict("shapes-a", "any", 3, 2, 1.0, api_name="/sample")[:2]
-    assert len(gallery) == 4 and "shapes-a" in info
+    _, info = a.predict("shapes-a", "any", 3, 2, 1.0, api_name="/sample")[:2]
+    assert "shapes-a** · seed 3 · 4 samples" in info
     with pytest.raises(Exception, match="unknown|no such"):
         b.predict("shapes-a", "any", 3, 2, 1.0, api_name="/sample")   # unshared: B cannot use it
     folder = root / "weights" / "_user_models" / "shapes-a"

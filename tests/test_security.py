@@ -166,16 +166,16 @@ def test_two_clients_see_only_their_own_unshared_models(owned, tmp_path):
         url = f"http://127.0.0.1:{port}/"
         a, b = Client(url, verbose=False), Client(url, verbose=False)
         write_owner(users / "a-cats", _client_owner(a))
-        gal, _ = a.predict("a-cats", "a", 1, 1, 1.0, api_name="/sample")
-        assert len(gal) == 1
+        _, info = a.predict("a-cats", "a", 1, 1, 1.0, api_name="/sample")
+        assert "a-cats** · seed 1 · 1 samples" in info
         with pytest.raises(Exception, match="unknown model 'a-cats'") as err:
             b.predict("a-cats", "a", 1, 1, 1.0, api_name="/sample")
         assert "vae-mnist" in str(err.value) and "a-cats;" not in str(err.value).split("available")[-1]
         with pytest.raises(Exception, match="unknown model"):
             b.predict("a-cats", api_name="/model_info")
         set_shared(users / "a-cats", _client_owner(a), True)
-        gal, _ = b.predict("a-cats", "b", 2, 1, 1.0, api_name="/sample")
-        assert len(gal) == 1
+        _, info = b.predict("a-cats", "b", 2, 1, 1.0, api_name="/sample")
+        assert "a-cats** · seed 2 · 1 samples" in info
         b.predict(0, api_name="/open")
         with pytest.raises(Exception, match="someone else's pictures"):
             b.predict(api_name="/nearest")

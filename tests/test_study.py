@@ -35,6 +35,10 @@ def test_tiny_grid_records_every_cell_once_and_resumes(tmp_path, one_thread):
     assert [g["n"] for g in groups] == [2, 2] and all(g["sem"] is not None for g in groups)
     assert any("10x more data" in s for a in res["answers"] for s in a["sentences"])
     assert res["series"]["images"]["kid_randconv"][0]["x"] == [0.01, 0.1]
+    # the run drew its figure beside study.json: one SVG per task, every cell's mean a point
+    svg = (tmp_path / "figures" / "images-kid_randconv.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and svg.count('class="point"') == 2 and svg.count('class="errorbar"') == 2
+    assert any("figures in" in e["text"] for e in events if e["phase"] == "done")
 
     # a finished study trains nothing again
     events.clear()
@@ -198,31 +202,16 @@ def _tab(study_dir):
 
 
 def test_data_tab_is_built_from_study_json(tmp_path, one_thread):
-    from demo.data_tab import plot_frame
     res = run_grid(tmp_path, GRID)
     tab = _tab(tmp_path)
-    assert tab.message == "" and [(t, k) for t, k, _ in tab.plots] == [("images", "data")]
-    means = {s["fraction"]: s for s in res["summary"]}
-
-    data = plot_frame(res, "images", "data")
-    assert data["legend"] == ["1x steps, augment on"] and data["order"] == ["1%", "10%"]
-    frame = data["frame"]
-    main = frame[frame["point"] == "mean over seeds"]
-    assert list(main["data"]) == ["1%", "10%"] and set(main["line"]) == {"1x steps, augment on"}
-    for _, row in main.iterrows():
-        s = means[float(row["data"].rstrip("%")) / 100]
-        assert row["kid_randconv"] == pytest.approx(s["mean"]) and row["std_error"] == pytest.approx(s["sem"])
-        assert row["seeds"] == 2
-    bars = frame[frame["point"] != "mean over seeds"]
-    assert len(bars) == 4 and not set(bars["line"]) & set(data["legend"]), "error bars stay out of the legend"
-    assert (abs(bars["kid_randconv"] - bars["mean"]) - bars["std_error"]).abs().max() < 1e-9
-    assert set(data["color_map"]) == set(frame["line"])
-    shown = tab.plots[0][2].value
-    assert len(shown["data"]) == len(frame) and "kid_randconv" in shown["columns"]
-
-    assert plot_frame(res, "images", "augment") is None, "augmentation was measured on only"
+    assert tab.message == "" and [t for t, _ in tab.plots] == ["images"]
+    svg = tab.plots[0][1].value                      # the figure `aigc study figures` draws, error bars and all
+    assert (tmp_path / "figures" / "images-kid_randconv.svg").read_text(encoding="utf-8") in svg
+    for s in res["summary"]:                          # each point's hover title: its mean and ± 1 s.e.
+        assert f"x = {s['fraction']!r}, y = {s['mean']!r} (bar {s['mean'] - s['sem']!r} to" in svg
+    assert svg.count('class="errorbar"') == 2 and "1x steps, augment on" in svg and "stroke-dasharray" in svg
     said = {a["key"]: a["sentences"] for a in res["answers"]}
-    assert [r.value for r in tab.readings] == [said["more_data"][-1]]
+    assert [r.value for r in tab.readings] == [said["more_data"][-1]], "augmentation was measured on only"
     assert "10x more data" in tab.readings[0].value
     assert len(tab.table.value["data"]) == len(res["summary"])
     assert "aigc study data-vs-compute --out runs/study" in tab.commands.value
@@ -231,7 +220,7 @@ def test_data_tab_is_built_from_study_json(tmp_path, one_thread):
 def test_data_tab_lines_per_compute_level_and_augmentation(tmp_path):
     """A sample study.json written here (made-up numbers, in a temp folder only): two compute levels,
     augmentation on and off, three data sizes."""
-    from demo.data_tab import load_study, plot_frame, reading
+    from demo.data_tab import load_study, reading
     rows = [{"task": "images", "fraction": f, "augment": aug, "steps_multiplier": m, "seed": seed,
              "metric": "domain_fd", "value": v + 2 * aug + seed}
             for seed in (0, 1) for aug in (False, True) for f, m, v in [
@@ -239,18 +228,18 @@ def test_data_tab_lines_per_compute_level_and_augmentation(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"format": "aigc-study/1", "cells": rows, "runs": {}, "notes": [],
                                                      "recipe": {"images": {"primary": "domain_fd"}}}))
     res, message = load_study(tmp_path)
-    data = plot_frame(res, "images", "data")
-    assert message == "" and data["legend"] == ["1x steps, augment on", "4x steps, augment on"]
-    assert data["order"] == ["1%", "10%", "100%"]
-    aug = plot_frame(res, "images", "augment")
-    assert aug["legend"] == ["1x steps, augment off", "1x steps, augment on", "4x steps, augment off",
-                             "4x steps, augment on"]
-    assert len({aug["color_map"][k] for k in aug["legend"]}) == 4
+    assert message == ""
     said = {a["key"]: a["sentences"] for a in res["answers"]}
     assert reading(res, "images", "data") == said["crossing"][-1] and "more data was worth more" in said["crossing"][-1]
     assert reading(res, "images", "augment") == said["augmentation"][-1]
     tab = _tab(tmp_path)
-    assert [k for _, k, _ in tab.plots] == ["data", "augment"] and len(tab.readings) == 2
+    svg = tab.plots[0][1].value
+    legend = svg[svg.index('class="legend"'):]
+    assert [t for t in ("1x steps, augment off", "1x steps, augment on", "4x steps, augment off",
+                        "4x steps, augment on") if t in legend] == ["1x steps, augment off", "1x steps, augment on",
+                                                                    "4x steps, augment off", "4x steps, augment on"]
+    assert svg.count("<polyline") == 4 and svg.count('stroke-dasharray="7 4"/>') == 2 + 2   # lines + legend swatches
+    assert svg.count('class="point"') == 12 and len(tab.readings) == 2
 
 
 def test_data_tab_without_results_says_how_to_make_them(tmp_path):

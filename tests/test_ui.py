@@ -70,10 +70,14 @@ def test_registry_lists_models_and_skips_support_folders(studio):
 def test_sample_open_edit_reset(studio):
     from demo.image_handlers import N_DIM, N_DIR, new_state
 
-    items, info, st = studio.sample("dcgan-mnist", "7", 11, 2, 0.7, new_state())
-    assert len(items) == 4 and "seed 11" in info and items[0][1] == "#0 · 7"
-    rec = json.loads(items[2][0].info["aigc-recipe"])
+    grid, info, st = studio.sample("dcgan-mnist", "7", 11, 2, 0.7, new_state())
+    assert "seed 11 · 4 samples · class 7" in info and grid.width == grid.height
+    rec = st["samples"][2]
     assert rec["model"] == "dcgan-mnist" and rec["seed"] == 11 and rec["index"] == 2 and rec["label"] == 7
+    w = grid.width
+    assert studio.open_tile(st, 0.9 * w, 0.1 * w)[0] == 1 and studio.open_tile(st, 0.1 * w, 0.9 * w)[0] == 2
+    with pytest.raises(Exception, match="click on one of the samples"):
+        studio.open_tile(st, 2 * w, 0)
     out = studio.open_sample(st, 2)
     assert len(out) == 2 + N_DIR + N_DIM + 3
     img0, st = out[0], out[-1]
@@ -238,7 +242,7 @@ def test_api_lists_the_named_endpoints(server):
 def test_finetune_endpoints_through_the_client(server, tmp_path):
     c = client(server)
     text, bar, loss, preview, quality = c.predict("", api_name="/job_status")
-    assert "no job yet" in text and quality is None
+    assert "no job yet" in text and not quality and not loss
     with pytest.raises(Exception, match="no job selected"):
         c.predict("", 0, "", api_name="/compare_finetune")
     with pytest.raises(Exception, match="unknown job"):
@@ -259,8 +263,11 @@ def test_finetune_endpoints_through_the_client(server, tmp_path):
 
 def test_every_endpoint_through_the_client(server, tmp_path):
     c = client(server)
-    gal, info = c.predict("vae-mnist", "any", 4, 2, 1.0, api_name="/sample")
-    assert len(gal) == 4 and "seed 4" in info
+    grid, info = c.predict("vae-mnist", "any", 4, 2, 1.0, api_name="/sample")
+    assert "seed 4 · 4 samples" in info
+    assert Image.open(grid).size[0] == Image.open(grid).size[1] >= 2 * 28      # one picture: 2 x 2 tiles
+    with pytest.raises(Exception, match="sample number must be between 0 and 3"):
+        c.predict(4, api_name="/open")
     out = c.predict(1, api_name="/open")
     base = pixels(out[0])
     edited = c.predict({"dir1": 2.0}, api_name="/edit")
@@ -279,7 +286,7 @@ def test_every_endpoint_through_the_client(server, tmp_path):
     edited2 = c.predict({"dir1": 2.0, "dim1": 0.5}, api_name="/edit")
     assert np.array_equal(pixels(restored[0]), pixels(edited2))
     seed, gal2, _ = c.predict("dcgan-mnist", "5", 1, 0.5, api_name="/dice")
-    assert isinstance(seed, int) and len(gal2) == 1 and gal2[0]["caption"] == "#0 · 5"
+    assert isinstance(seed, int) and Image.open(gal2).format == "PNG" and "1 samples · class 5" in _
     strip, anim, gif, info, = c.predict("two seeds", "seed-gan-mnist", "any", 3, 4, 5, "slerp", 1.0,
                                         api_name="/interpolate")
     assert len(strip) == 5 and Image.open(gif).is_animated
@@ -368,8 +375,8 @@ def test_models_listed_before_weights_load_and_requests_wait(weights):
     studio = Studio(reg)
     label, _, info = studio.model_controls("dcgan-mnist")
     assert label["visible"] and ("5", "5") in label["choices"] and "8-d latent" in info
-    items, _, _ = studio.sample("dcgan-mnist", "any", 0, 1, 1.0, new_state())   # waits for the load
-    assert len(items) == 1 and reg.wait(0) and "broken" not in reg.image_models()
+    _, info, _ = studio.sample("dcgan-mnist", "any", 0, 1, 1.0, new_state())   # waits for the load
+    assert "1 samples" in info and reg.wait(0) and "broken" not in reg.image_models()
     assert "torch" in sys.modules
 
 
@@ -497,13 +504,23 @@ def test_finetune_panel_shaping():
     """Curves a person can read, and the text flow's side-by-side scores (demo.finetune_view,
     demo.finetune_compare)."""
     from demo.finetune_compare import score_table
-    from demo.finetune_view import loss_rows, short_series
+    from demo.finetune_view import loss_chart, quality_chart, short_series, smooth_rows
 
     rows = [{"step": i, "value": v, "series": "loss"} for i, v in enumerate([4.0, 0.0, 4.0])]
-    smooth, note = loss_rows(rows, smooth=True)
-    assert [round(r["value"], 2) for r in smooth] == [4.0, 2.4, 3.04] and "smoothed" in note
-    logged, note = loss_rows(rows + [{"step": 0, "value": -1.0, "series": "d_loss"}], log_y=True)
-    assert not logged and "left out" in note and "d_loss" in note          # log of 0 or below: left out
+    assert [round(r["value"], 2) for r in smooth_rows(rows)] == [4.0, 2.4, 3.04]
+    assert loss_chart([]) == "" and quality_chart(None) == ""                # nothing yet: no chart
+    plain = loss_chart(rows)
+    assert plain.count("<polyline") == 1 and 'class="legend-box"' in plain
+    smooth = loss_chart(rows, smooth=True)                   # the average over the faint raw curve
+    assert smooth.count("<polyline") == 2 and 'opacity="0.3"' in smooth and "loss (smoothed)" in smooth
+    assert "y = 2.4" in smooth and "smoothed (moving average" in smooth
+    pos = [{"step": i, "value": v, "series": "g_loss"} for i, v in enumerate([10.0, 1.0, 0.1])]
+    logged = loss_chart(rows + pos, log_y=True)              # a log axis; a series reaching 0: left out
+    assert "left out (not positive): loss" in logged and 'data-label="g_loss"' in logged
+    assert 'data-label="loss"' not in logged and ">0.1<" in logged and ">10<" in logged
+    assert "log scale" in loss_chart(rows, log_y=True)         # nothing left to draw: said, not raised
+    q = quality_chart([{"step": 5, "value": 3.1, "series": "held-out cross-entropy (nats/char)"}])
+    assert "held-out nats/char" in q and "<title>held-out nats/char: x = 5, y = 3.1</title>" in q
     assert short_series("held-out cross-entropy (nats/char)") == "held-out nats/char"
     table = score_table({"quality_first": {"nats_per_char": 3.2}, "quality_last": {"nats_per_char": 2.9},
                          "model_path": None})
@@ -533,5 +550,5 @@ def test_clusters_endpoint_through_the_client(server):
     assert [p["parameter_name"] for p in params] == ["model", "seed", "temperature"]
     with pytest.raises(Exception, match="not a VaDE"):
         c.predict("vae-mnist", 0, 1.0, api_name="/clusters")
-    gal, _ = c.predict("vae-mnist", "any", 4, 1, 1.0, api_name="/sample")          # still serving
-    assert len(gal) == 1
+    _, info = c.predict("vae-mnist", "any", 4, 1, 1.0, api_name="/sample")          # still serving
+    assert "1 samples" in info

@@ -57,6 +57,14 @@ def register(sub) -> None:
     m.add_argument("sources", nargs="+", help="study folders (each with a study.json)")
     m.set_defaults(func=cmd_merge)
 
+    f = studies.add_parser("figures", help="draw a study's figures (one SVG per task) from its study.json",
+                           description="Writes <task>-<metric>.svg for each task of a study (the training run "
+                                       "writes them into its folder's figures/ itself). Default: the shipped study.")
+    f.add_argument("--from", dest="source", default=None, metavar="STUDY",
+                   help="a study.json or the folder holding it (default: the shipped study)")
+    f.add_argument("--out", default=None, help="folder for the SVG files (default: figures/ beside the study.json)")
+    f.set_defaults(func=cmd_figures)
+
     u = studies.add_parser("upload", help="train short runs on 25%%, 50%%, 100%% of an upload and say whether more "
                                           "data or more steps would help more")
     u.add_argument("--data", required=True, help="a .zip of images, or a .txt / .jsonl text file")
@@ -147,6 +155,24 @@ def cmd_merge(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"{len(res['runs'])} cells from {len(args.sources)} folders in {Path(args.out) / 'study.json'}")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from aigc.hub import STUDY_DIR
+    from aigc.study import load_results
+    from aigc.study.figures import write_figures
+    src = Path(args.source) if args.source else STUDY_DIR
+    folder = src.parent if src.name == "study.json" else src
+    try:
+        results = load_results(folder)
+        if not results["summary"]:
+            raise ValueError(f"{folder}/study.json holds no measured cells yet")
+        paths = write_figures(results, args.out or folder / "figures")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for p in paths:
+        print(repo_relative(p))
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,12 +20,48 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Image.Image:
-    """uint8 N x H x W x C -> one PIL image with the samples in rows of `nrow`."""
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the tiles of a `make_grid` picture lie, in its pixels (to map a click to a sample)."""
+    n: int
+    columns: int
+    height: int           # one tile's source size and the gap, before `scale`
+    width: int
+    pad: int
+    scale: int
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """Index of the tile under pixel (x, y); a click on a gap counts for the tile it borders
+        on the right or below; None outside the tiles."""
+        step_x, step_y = (self.width + self.pad) * self.scale, (self.height + self.pad) * self.scale
+        col, row = int((x - self.pad * self.scale) // step_x), int((y - self.pad * self.scale) // step_y)
+        col, row = max(col, 0), max(row, 0)
+        i = row * self.columns + col
+        return i if col < self.columns and i < self.n else None
+
+    def to_dict(self) -> dict:
+        return dict(n=self.n, columns=self.columns, height=self.height, width=self.width, pad=self.pad,
+                    scale=self.scale)
+
+
+def grid_layout(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1) -> GridLayout:
+    n, h, w, _ = images.shape
+    return GridLayout(n, nrow or math.ceil(math.sqrt(n)), h, w, pad, scale)
+
+
+def scale_for(images: np.ndarray, nrow: int, width_px: int) -> int:
+    """The whole enlargement that makes `nrow` tiles about `width_px` wide (at least 1)."""
+    return max(1, round(width_px / (nrow * (images.shape[2] + 1))))
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1,
+              fill: int = 0) -> Image.Image:
+    """uint8 N x H x W x C -> one PIL image with the samples in rows of `nrow`, `fill` between them
+    (grid_layout(...) says where each tile lies)."""
     n, h, w, c = images.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
-    canvas = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), np.uint8)
+    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), fill, np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +46,18 @@ class Recipe:
     format: str = FORMAT
     aigc_version: str = __version__
 
+    def to_dict(self) -> dict:
+        """What dataclasses.asdict gives, without its deep copy of every float (a 16-sample grid's
+        recipes cost the server more than their render that way)."""
+        d = dict(self.__dict__)
+        for k in ("z", "latent"):
+            if d[k] is not None:
+                d[k] = list(d[k])
+        d["offsets"] = {k: dict(v) if isinstance(v, dict) else v for k, v in self.offsets.items()}
+        return d
+
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(asdict(self), indent=indent, ensure_ascii=False, allow_nan=False)
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
 
     @property
     def base(self) -> list[float]:

@@ -6,7 +6,8 @@
 
 A cell is (task, fraction, augment, steps_multiplier, seed). Its run folder is
 <out>/cells/<key>/ (an ordinary training run folder); its result goes into <out>/study.json
-atomically once it is measured, and a cell with a result is never trained again. A cell
+atomically once it is measured, and a cell with a result is never trained again; at the end the
+figures (one SVG per task, aigc.study.figures) go to <out>/figures/. A cell
 interrupted mid-run continues from its last checkpoint (state.pt); one that finished training
 but was not measured is only measured. Fractions that leave fewer than `min_examples` examples
 are skipped with a note.
@@ -267,7 +268,9 @@ def run_grid(out_dir, spec: dict | None = None, on_progress: Callable[[dict], No
         if not _path(out_dir).is_file():
             atomic_write_json(_path(out_dir), study)
     results = load_results(out_dir)
-    emit({"phase": "done", "text": f"{len(results['runs'])} cells measured; results in {_path(out_dir)}"})
+    figures = _write_figures(results, out_dir)
+    emit({"phase": "done", "text": f"{len(results['runs'])} cells measured; results in {_path(out_dir)}"
+          + (f", figures in {out_dir / 'figures'}" if figures else "")})
     return results
 
 
@@ -300,7 +303,15 @@ def merge_studies(out_dir, sources) -> dict:
         merged["spec"] = {**spec, "tasks": [t for t in TASKS if t in tasks], "seeds": sorted(seeds)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(_path(out_dir), merged)
-    return load_results(out_dir)
+    results = load_results(out_dir)
+    _write_figures(results, out_dir)
+    return results
+
+
+def _write_figures(results: dict, out_dir) -> list:
+    """<out_dir>/figures/<task>-<metric>.svg from the results (aigc.study.figures)."""
+    from aigc.study.figures import write_figures
+    return write_figures(results, Path(out_dir) / "figures")
 
 
 def _fmt(v) -> str:
