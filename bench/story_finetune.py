@@ -4,6 +4,10 @@ copy rate stays low).
 
     python bench/story_finetune.py --base char-zh --out /tmp/story-run            # a pair built below
     python bench/story_finetune.py --base char-zh --story a.txt --other b.txt --out /tmp/run --lr 3e-4
+    python bench/story_finetune.py --base char-zh --story a.txt --out /tmp/run --rehearsal 0.5  # selection only
+
+Without --other, only the story's own held-out spans are measured (choose a recipe by them, then
+check the other story once). It prints the recipe used (dropout, layers, rehearsal, ...).
 
 Without --story/--other it builds a pair from the People's Daily of January 1998: paragraphs held
 out of char-zh's training (aigc.data.zh.held_out) that contain --topic, in file order; the first
@@ -56,6 +60,10 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=None)
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--dropout", type=float, default=None, help="while fine-tuning only (default: the recipe's)")
+    ap.add_argument("--train-layers", default=None, help="all | no-embeddings | top-N (default: the recipe's)")
+    ap.add_argument("--rehearsal", type=float, default=None, help="share of each batch from the base's corpus")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -63,31 +71,42 @@ def main() -> None:
     from aigc.hub import resolve_model_path
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    if a.story and a.other:
-        story_path, other = Path(a.story), Path(a.other).read_text(encoding="utf-8")
+    if a.story:         # without --other: a selection run, judged on the story's own held-out spans only
+        story_path, other = Path(a.story), Path(a.other).read_text(encoding="utf-8") if a.other else None
     else:
         story, other = make_pair(a.topic)
         story_path = out / "story.txt"
         story_path.write_text(story, encoding="utf-8")
         (out / "other.txt").write_text(other, encoding="utf-8")
     base = resolve_model_path(a.base)
-    before = nats(base, other)
+    before = nats(base, other) if other else None
     t = time.time()
     spec = FinetuneSpec(base=str(base), data=story_path, out=out / "run", steps=a.steps, max_minutes=a.max_minutes,
                         lr=a.lr, patience=a.patience, eval_every=a.eval_every, batch_size=a.batch_size,
+                        dropout=a.dropout, train_layers=a.train_layers, rehearsal=a.rehearsal, seed=a.seed,
                         progress=False)
     model = finetune(spec, on_progress=lambda e: print(e["text"], flush=True) if e.get("text") else None)
     minutes = (time.time() - t) / 60
-    after = nats(model, other)
+    after = nats(model, other) if other else None
     metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
-    res = {"base": a.base, "story_chars": len(story_path.read_text(encoding="utf-8")), "other_chars": len(other),
-           "other_nats_before": round(before, 3), "other_nats_after": round(after, 3),
-           "gain": round(before - after, 3), "copy_rate": metrics.get("text_copy_rate"),
+    recipe = json.loads((out / "run" / "report.json").read_text(encoding="utf-8")).get("recipe", {})
+    summary = json.loads((out / "run" / "summary.json").read_text(encoding="utf-8"))
+    res = {"base": a.base, "story_chars": len(story_path.read_text(encoding="utf-8")),
+           "other_chars": len(other) if other else None,
+           "other_nats_before": round(before, 3) if other else None,
+           "other_nats_after": round(after, 3) if other else None,
+           "gain": round(before - after, 3) if other else None, "copy_rate": metrics.get("text_copy_rate"),
            "heldout_nats_kept": metrics.get("nats_per_char"), "kept_step": metrics.get("measured_at_step"),
-           "minutes": round(minutes, 2), "lr": a.lr, "batch_size": a.batch_size, "steps": a.steps,
-           "max_minutes": a.max_minutes}
-    print(f"other story: {before:.3f} -> {after:.3f} nats/char ({before - after:+.3f}); copy rate "
-          f"{100 * (res['copy_rate'] or 0):.1f}%; {minutes:.1f} minutes")
+           "heldout_nats_start": (metrics.get("at_start") or {}).get("nats_per_char"),
+           "steps_run": summary.get("steps"), "minutes": round(minutes, 2), "batch_size": a.batch_size,
+           "steps": a.steps, "max_minutes": a.max_minutes, "seed": a.seed,
+           "recipe": {k: v for k, v in recipe.items() if k != "line"}}
+    print(recipe.get("line", "recipe: (not recorded)"))
+    print(f"story's held-out (the selection metric): {res['heldout_nats_start']} -> {res['heldout_nats_kept']} "
+          f"nats/char at step {res['kept_step']}")
+    if other:
+        print(f"other story: {before:.3f} -> {after:.3f} nats/char ({before - after:+.3f})")
+    print(f"copy rate {100 * (res['copy_rate'] or 0):.1f}%; {minutes:.1f} minutes")
     print(json.dumps(res))
 
 

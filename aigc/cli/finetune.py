@@ -29,6 +29,12 @@ def register(sub) -> None:
     s.add_argument("--patience", type=int, default=None,
                    help="text: stop after this many evaluations without a better held-out score (default 4; 0: never); "
                         "the weights of the best held-out score are the ones kept")
+    s.add_argument("--dropout", type=float, default=None,
+                   help="a saved char-lm on a text: dropout while fine-tuning only (default: the recipe's; the saved config keeps the base's)")
+    s.add_argument("--train-layers", default=None,
+                   help="a saved char-lm on a text: all, no-embeddings, or top-N (the top N blocks and the final norm; default: the recipe's)")
+    s.add_argument("--rehearsal", type=float, default=None,
+                   help="a saved char-lm on a text: share of each batch drawn from the base's own training corpus, when it is here (0: off; default: the recipe's)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_finetune)
 
@@ -51,6 +57,10 @@ def cmd_finetune(args) -> int:
         raise UsageError("--lr must be more than 0 and at most 1")
     if args.patience is not None and args.patience < 0:
         raise UsageError("--patience must be 0 or more")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise UsageError("--dropout must be at least 0 and below 1")
+    if args.rehearsal is not None and not 0 <= args.rehearsal < 1:
+        raise UsageError("--rehearsal must be at least 0 and below 1")
     overrides = parse_set(args.set)
     if overrides and args.base not in _kinds():
         raise UsageError("--set changes a new model's config; a fine-tuned model keeps its base's")
@@ -58,7 +68,8 @@ def cmd_finetune(args) -> int:
                         resolution=args.resolution, batch_size=args.batch_size, balance=args.balance,
                         device=args.device, seed=args.seed, tiny=args.tiny, overrides=overrides,
                         eval_every=args.eval_every, progress=not args.no_progress, lr=args.lr,
-                        patience=args.patience)
+                        patience=args.patience, dropout=args.dropout, train_layers=args.train_layers,
+                        rehearsal=args.rehearsal)
     finetune(spec, on_progress=_print_event)
     return 0
 

@@ -145,7 +145,7 @@ def _quality_lines(metrics: dict, start: dict | None) -> list[str]:
 
 def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, upload: str, steps: int,
                         title: str | None = None, max_minutes: float | None = None,
-                        overrides: dict | None = None) -> dict:
+                        overrides: dict | None = None, recipe: str | None = None) -> dict:
     """After `aigc finetune`: the quality measured during training (the run's eval.json and
     stats.jsonl beside model/) into metrics.json, and a model card saying what was trained on what
     and how it was measured. Returns the metrics written."""
@@ -203,6 +203,7 @@ def write_finetune_card(model_dir: str | Path, *, base: str | None, kind: str, u
               f"- kind `{cfg['kind']}`, dataset `{cfg.get('dataset')}`, "
               f"{cfg.get('train', {}).get('steps', '?')} steps at batch {cfg.get('train', {}).get('batch_size', '?')}",
               f"- config: `{json.dumps(cfg['config'], ensure_ascii=False)}`",
+              *([f"- {recipe}"] if recipe else []),
               f"- weights sha256 prefix: `{ckpt.weights_hash(model_dir)}`", ""]
     ckpt.atomic_write_text(model_dir / "README.md", "\n".join(lines))
     return metrics

@@ -28,7 +28,7 @@ from aigc import checkpoint as ckpt
 from aigc import legacy
 from aigc.devices import autocast, autocast_dtype, resolve_device, setup_cuda_fast_paths
 from aigc.kinds import build, get_kind
-from aigc.train import distributed
+from aigc.train import adapt, distributed
 from aigc.train.evaluation import PeriodicEval
 from aigc.train.modality import make_task
 from aigc.train.objectives import objective_class
@@ -81,6 +81,7 @@ class Run:
         self.data = self.task.load_data(opts, data)
         self._check(opts)
         self.model = self._build_model(opts)
+        adapt.apply(self.model, opts)      # a fine-tune's dropout and frozen layers, before the optimiser sees them
         self.model.to(self.device)
         if opts.channels_last:
             self.model.to(memory_format=torch.channels_last)

@@ -122,12 +122,21 @@ class EvalOptions:
     patience: int = 0                 # > 0: stop after this many evaluations without a new best
 
 
-GROUPS = (RunOptions, BudgetOptions, OptimOptions, VAEOptions, VaDEOptions, GANOptions, HardwareOptions, LogOptions, EvalOptions)
+@dataclass
+class AdaptOptions:
+    """How a fine-tune changes the base it starts from while it trains (aigc.train.adapt)."""
+    dropout: float | None = None      # None: the model's own; else the dropout while training only (the
+                                      # saved config keeps the base's value)
+    freeze: str = ""                  # comma-separated parameter-name prefixes kept fixed (e.g. "tok_emb,blocks.0")
+
+
+GROUPS = (RunOptions, BudgetOptions, OptimOptions, VAEOptions, VaDEOptions, GANOptions, HardwareOptions, LogOptions,
+          EvalOptions, AdaptOptions)
 
 
 # bases listed last-first: a dataclass collects fields in reverse order of its bases
 @dataclass
-class TrainOptions(EvalOptions, LogOptions, HardwareOptions, GANOptions, VaDEOptions, VAEOptions, OptimOptions,
+class TrainOptions(AdaptOptions, EvalOptions, LogOptions, HardwareOptions, GANOptions, VaDEOptions, VAEOptions, OptimOptions,
                    BudgetOptions, RunOptions):
     """Every option of a run, flat (the groups above, in one record)."""
 
