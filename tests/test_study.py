@@ -264,3 +264,43 @@ def test_the_shipped_study_is_complete_and_answers_its_questions():
     assert {g["n"] for g in res["summary"]} == {3}
     assert {a["key"] for a in res["answers"]} >= {"more_data", "more_compute", "augmentation", "crossing"}
     assert res["recipe"]["images"]["config"] == make_spec()["images"]["config"]   # the default command repeats it
+
+
+# -- the corners, measured after the grid on its saved models --------------------------------------
+def test_corner_metrics_are_added_from_saved_models_once(tmp_path, one_thread):
+    from aigc.eval.metrics import METRICS, register
+    from aigc.study import merge_studies
+    from aigc.study.corners import add_corner_metrics
+
+    calls = []
+
+    @register("probe_mean")
+    def _probe(ctx):
+        """mean pixel of the samples (a cheap stand-in for Inception FID in this test)"""
+        calls.append(ctx.n)
+        return {"probe_mean": float(ctx.images.mean())}
+
+    try:
+        run = tmp_path / "run"
+        spec = {**TINY, "fractions": [0.01, 0.02, 0.1]}
+        run_grid(run, spec)
+        merge_studies(tmp_path / "all", [run])                 # the gathered study: no cells/ of its own
+        study = add_corner_metrics(tmp_path / "all", [tmp_path / "elsewhere", run], metrics=["probe_mean"], n=8)
+        corners = sorted((r["fraction"], r["seed"]) for r in study["cells"] if r["metric"] == "probe_mean")
+        assert corners == [(0.01, 0), (0.1, 0)] and calls == [8, 8]        # the corner seed, outer fractions only
+        assert sum(r["metric"] == "kid_randconv" for r in study["cells"]) == 6        # the grid's own rows kept
+        assert study["runs"]["images-f0.01-aug-x1-s0"]["corner"] is True
+        assert study["spec"]["images"]["corner_metrics"] == ["probe_mean"] and study["spec"]["images"]["corner_eval_n"] == 8
+        assert json.loads((tmp_path / "all" / "study.json").read_text())["cells"] == study["cells"]
+        add_corner_metrics(tmp_path / "all", [run], metrics=["probe_mean"], n=8)
+        assert calls == [8, 8], "a measured corner is not measured again"
+        assert any(g["metric"] == "probe_mean" for g in load_results(tmp_path / "all")["summary"])
+        # a model that is not the one the study measured, or none at all, is refused with the reason
+        (run / "cells" / "images-f0.1-aug-x1-s0" / "summary.json").write_text('{"steps": 99}')
+        merge_studies(tmp_path / "again", [run])
+        with pytest.raises(ValueError, match="trained 99 steps, the study measured 2"):
+            add_corner_metrics(tmp_path / "again", [run], metrics=["probe_mean"], n=8)
+        with pytest.raises(ValueError, match="no saved model for corner images-f0.1-aug-x1-s0"):   # f0.01 done above
+            add_corner_metrics(tmp_path / "again", [tmp_path / "elsewhere"], metrics=["probe_mean"], n=8)
+    finally:
+        METRICS.pop("probe_mean", None)

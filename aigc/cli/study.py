@@ -65,6 +65,17 @@ def register(sub) -> None:
     f.add_argument("--out", default=None, help="folder for the SVG files (default: figures/ beside the study.json)")
     f.set_defaults(func=cmd_figures)
 
+    c = studies.add_parser("corners", help="measure Inception FID at the grid's corners on the cells' saved models",
+                           description="Adds the corner metric (default: fid, on the spec's corner_eval_n samples) to "
+                                       "STUDY/study.json for every corner that lacks it, reading each corner's model from "
+                                       "MODELS/cells/<cell>/model; resumable, one line per corner.")
+    c.add_argument("--study", required=True, help="the study folder (its study.json is updated)")
+    c.add_argument("--models", nargs="+", required=True, help="folders whose cells/ hold the trained corner models")
+    c.add_argument("--metrics", default=None, help="comma list of registered metrics (default: the spec's, else fid)")
+    c.add_argument("--n", type=int, default=None, help="samples per corner (default: the spec's corner_eval_n)")
+    c.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    c.set_defaults(func=cmd_corners)
+
     u = studies.add_parser("upload", help="train short runs on 25%%, 50%%, 100%% of an upload and say whether more "
                                           "data or more steps would help more")
     u.add_argument("--data", required=True, help="a .zip of images, or a .txt / .jsonl text file")
@@ -173,6 +184,20 @@ def cmd_figures(args) -> int:
         raise UsageError(str(e)) from None
     for p in paths:
         print(repo_relative(p))
+    return 0
+
+
+def cmd_corners(args) -> int:
+    from aigc.study.corners import add_corner_metrics
+    _threads(args.threads)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.n is not None and args.n < 2:
+        raise UsageError("--n must be at least 2")
+    try:
+        add_corner_metrics(args.study, args.models, metrics=metrics, n=args.n,
+                           on_progress=lambda e: print(e["text"], flush=True))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return 0
 
 

@@ -170,13 +170,13 @@ def plan(spec: dict | None = None) -> dict:
 
 
 # -- study.json -------------------------------------------------------------------------------------
-def _path(out_dir) -> Path:
+def study_path(out_dir) -> Path:
     return Path(out_dir) / "study.json"
 
 
 def read_study(out_dir) -> dict:
     """The raw study.json (an empty study when there is none yet)."""
-    p = _path(out_dir)
+    p = study_path(out_dir)
     if not p.is_file():
         return {"format": FORMAT, "recipe": {}, "cells": [], "runs": {}, "notes": []}
     try:
@@ -192,7 +192,7 @@ def load_results(out_dir) -> dict:
     """study.json with its summary: per (task, fraction, augment, multiplier, metric) the mean and
     standard error over seeds, the answers to the study's questions, and plot series."""
     from aigc.study.summary import answers, series, summarize
-    if not _path(out_dir).is_file():
+    if not study_path(out_dir).is_file():
         raise ValueError(f"{out_dir}: no study.json; run the study first")
     data = read_study(out_dir)
     summary = summarize(data["cells"])
@@ -201,7 +201,7 @@ def load_results(out_dir) -> dict:
 
 
 @contextlib.contextmanager
-def _lock(out_dir: Path):
+def study_lock(out_dir: Path):
     """One runner per study folder: a second one is refused instead of training cells twice."""
     out_dir.mkdir(parents=True, exist_ok=True)
     f = open(out_dir / ".lock", "w")
@@ -233,7 +233,7 @@ def run_grid(out_dir, spec: dict | None = None, on_progress: Callable[[dict], No
     spec = make_spec(spec)
     out_dir = Path(out_dir)
     emit = on_progress or (lambda e: None)
-    with _lock(out_dir):
+    with study_lock(out_dir):
         study = read_study(out_dir)
         for task in spec["tasks"]:
             rec = _recipe(spec, task)
@@ -250,7 +250,7 @@ def run_grid(out_dir, spec: dict | None = None, on_progress: Callable[[dict], No
             if data is None:
                 if note not in study["notes"]:
                     study["notes"].append(note)
-                    atomic_write_json(_path(out_dir), study)
+                    atomic_write_json(study_path(out_dir), study)
                 emit({"phase": "skip", "index": i, "total": len(todo), "cell": asdict(cell), "text": note})
                 continue
             steps = cell_steps(spec, cell)
@@ -262,14 +262,14 @@ def run_grid(out_dir, spec: dict | None = None, on_progress: Callable[[dict], No
             study["cells"] = [r for r in study["cells"] if _cell_of(r) != base]
             study["cells"] += [{**base, "metric": k, "value": v} for k, v in values.items()]
             study["runs"][cell.key] = run
-            atomic_write_json(_path(out_dir), study)
+            atomic_write_json(study_path(out_dir), study)
             emit({"phase": "cell_done", "index": i, "total": len(todo), "cell": base, "values": values,
                   "text": f"[{i}/{len(todo)}] {cell.key}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())})
-        if not _path(out_dir).is_file():
-            atomic_write_json(_path(out_dir), study)
+        if not study_path(out_dir).is_file():
+            atomic_write_json(study_path(out_dir), study)
     results = load_results(out_dir)
     figures = _write_figures(results, out_dir)
-    emit({"phase": "done", "text": f"{len(results['runs'])} cells measured; results in {_path(out_dir)}"
+    emit({"phase": "done", "text": f"{len(results['runs'])} cells measured; results in {study_path(out_dir)}"
           + (f", figures in {out_dir / 'figures'}" if figures else "")})
     return results
 
@@ -302,7 +302,7 @@ def merge_studies(out_dir, sources) -> dict:
     if spec is not None:
         merged["spec"] = {**spec, "tasks": [t for t in TASKS if t in tasks], "seeds": sorted(seeds)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(_path(out_dir), merged)
+    atomic_write_json(study_path(out_dir), merged)
     results = load_results(out_dir)
     _write_figures(results, out_dir)
     return results
