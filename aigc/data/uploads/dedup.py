@@ -30,7 +30,8 @@ def phash(img: np.ndarray) -> np.ndarray:
     return coef > np.median(coef[1:])
 
 
-def _thumb(img: np.ndarray) -> np.ndarray:
+def thumb(img: np.ndarray) -> np.ndarray:
+    """The 8x8 box-filtered grey or colour thumbnail near duplicates are compared by."""
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     return np.asarray(Image.fromarray(img).resize((8, 8), Image.Resampling.BOX), np.float32)
@@ -57,7 +58,7 @@ def find_duplicates(images: np.ndarray, limits: UploadLimits = DEFAULT_LIMITS) -
     if len(idx) < 2:
         return keep, exact, 0
     bits = np.stack([phash(images[i]) for i in idx]).astype(np.float32)
-    thumbs = np.stack([_thumb(images[i]) for i in idx]).reshape(len(idx), -1)
+    thumbs = np.stack([thumb(images[i]) for i in idx]).reshape(len(idx), -1)
     near = 0
     removed = np.zeros(len(idx), bool)
     block = 1024
@@ -78,3 +79,23 @@ def find_duplicates(images: np.ndarray, limits: UploadLimits = DEFAULT_LIMITS) -
             near += len(hit)
     keep[idx[removed]] = False
     return keep, exact, near
+
+
+def duplicate_of(images: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """For each image that `keep` drops, the index among the kept images of the one it duplicates:
+    the identical one if any, else the closest 8x8 thumbnail (how near duplicates were judged)."""
+    kept = np.flatnonzero(keep)
+    drop = np.flatnonzero(~keep)
+    if len(drop) == 0:
+        return np.zeros(0, np.int64)
+    exact = {hashlib.sha1(images[i].tobytes()).digest(): j for j, i in enumerate(kept)}
+    thumbs = None                                 # built only when a near duplicate needs them
+    out = np.empty(len(drop), np.int64)
+    for r, i in enumerate(drop):
+        j = exact.get(hashlib.sha1(images[i].tobytes()).digest())
+        if j is None:
+            if thumbs is None:
+                thumbs = np.stack([thumb(images[k]) for k in kept]).reshape(len(kept), -1)
+            j = int(np.abs(thumbs - thumb(images[i]).reshape(1, -1)).mean(axis=1).argmin())
+        out[r] = j
+    return out

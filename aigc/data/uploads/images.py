@@ -7,7 +7,6 @@ and counted in the report with their reasons; everything else is an UploadError.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import warnings
@@ -23,7 +22,7 @@ from PIL import Image, ImageOps
 from aigc.data.images import ImageData
 from aigc.data.uploads.archive import check_archive, read_member, read_prefix, skip_silently
 from aigc.data.uploads.budgets import DEFAULT_LIMITS, Deadline, UploadError, UploadLimits, check_upload_size
-from aigc.data.uploads.dedup import _thumb, find_duplicates
+from aigc.data.uploads.dedup import duplicate_of, find_duplicates
 from aigc.data.uploads.report import recommend_images, size_histograms, write_report
 
 RESOLUTIONS = (28, 32, 64)
@@ -303,7 +302,7 @@ def prepare_image_zip(path: str | Path, job_dir: str | Path | None = None, *, re
     keep, n_exact, n_near = find_duplicates(images, limits)
     removed = ImageData(name=f"{name or f'upload:{path.stem}'}:duplicates", images=images[~keep],
                         labels=labels[~keep] if labels is not None else None, class_names=class_names)
-    removed_of = _duplicate_of(images, keep)
+    removed_of = duplicate_of(images, keep)
     images = images[keep]
     labels = labels[keep] if labels is not None else None
     if len(images) < limits.min_images:
@@ -325,26 +324,6 @@ def prepare_image_zip(path: str | Path, job_dir: str | Path | None = None, *, re
     if balanced is not None:
         removed, removed_of = None, None
     return PreparedImages(data, report, preview, removed, removed_of)
-
-
-def _duplicate_of(images: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """For each image that `keep` drops, the index among the kept images of the one it duplicates:
-    the identical one if any, else the closest 8x8 thumbnail (how near duplicates were judged)."""
-    kept = np.flatnonzero(keep)
-    drop = np.flatnonzero(~keep)
-    if len(drop) == 0:
-        return np.zeros(0, np.int64)
-    exact = {hashlib.sha1(images[i].tobytes()).digest(): j for j, i in enumerate(kept)}
-    thumbs = None                                 # built only when a near duplicate needs them
-    out = np.empty(len(drop), np.int64)
-    for r, i in enumerate(drop):
-        j = exact.get(hashlib.sha1(images[i].tobytes()).digest())
-        if j is None:
-            if thumbs is None:
-                thumbs = np.stack([_thumb(images[k]) for k in kept]).reshape(len(kept), -1)
-            j = int(np.abs(thumbs - _thumb(images[i]).reshape(1, -1)).mean(axis=1).argmin())
-        out[r] = j
-    return out
 
 
 def _report(path, size, resolution, data, decoded, n_kept, skips, dups, n_grey, class_counts, balanced,
