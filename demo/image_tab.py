@@ -62,7 +62,7 @@ def _sampler(ui, studio: Studio, models: list[str]) -> None:
             _examples(ui, studio, models)
         with gr.Column(scale=2, min_width=320):
             ui.gallery = gr.Image(label="Samples (click one to edit it)", format="png", interactive=False,
-                                  elem_id="gallery", buttons=["download"], show_label=True)
+                                  elem_id="gallery", buttons=["download"], show_label=False)
             ui.sample_info = gr.Markdown(label="info", elem_id="sample-info")
             _clusters(ui, studio, first)
 

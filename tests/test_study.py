@@ -94,6 +94,18 @@ def test_answers_are_built_from_the_figures():
     assert "4x the steps (1x -> 4x)" in text["more_compute"]
     assert "augmentation was clearly worth it at 1% at 1x, 1% at 4x" in text["augmentation"]
     assert "more data was worth more" in text["crossing"]
+    assert "corners" not in text
+    # Inception FID at the corners (one seed): its own answer, with no error bar claimed
+    rows += [{"task": "images", "fraction": f, "augment": aug, "steps_multiplier": m, "seed": 0, "metric": "fid",
+              "value": v} for f, m, aug, v in [(0.01, 1, True, 90.0), (0.1, 1, True, 60.0), (0.01, 4, True, 30.0),
+                                               (0.1, 4, True, 20.0), (0.01, 1, False, 80.0), (0.1, 4, False, 25.0)]]
+    res = answers(summarize(rows), {"images": "domain_fd"})
+    corners = [a for a in res if a["key"] == "corners"]
+    assert len(corners) == 1 and corners[0]["metric"] == "fid"
+    said = " ".join(corners[0]["sentences"])
+    assert "took fid from 90 to 60 (-33%, better; one seed, no error bar)" in said
+    assert "4x the steps (1x -> 4x) took fid from 90 to 30" in said and "DiffAugment took fid from 80 to 90" in said
+    assert " ".join(a["sentences"][0] for a in res if a["key"] == "more_data").startswith("images (domain_fd")
 
 
 # -- the power law ----------------------------------------------------------------------------------

@@ -76,8 +76,10 @@ class _Table:
     def change(self, a: dict, b: dict) -> str:
         pct = (b["mean"] - a["mean"]) / abs(a["mean"]) * 100 if a["mean"] else float("nan")
         verdict = "better" if self.gain(a, b) > 0 else "worse"
-        sure = "beyond" if self.clear(a, b) else "within"
         pct_s = f"{pct:+.0f}%, " if math.isfinite(pct) else ""
+        if a["sem"] is None or b["sem"] is None:
+            return f"{self.metric} from {_fmt(a)} to {_fmt(b)} ({pct_s}{verdict}; one seed, no error bar)"
+        sure = "beyond" if self.clear(a, b) else "within"
         return (f"{self.metric} from {_fmt(a)} to {_fmt(b)} ({pct_s}{verdict}, {sure} twice the seeds' "
                 f"standard error)")
 
@@ -162,6 +164,9 @@ def _crossing(t: _Table) -> list[str]:
     return out
 
 
+CORNER_METRICS = ("fid", "kid")       # measured at the grid's corners only (aigc.study.corners)
+CORNER_QUESTION = "At the grid's corners, what does Inception FID say?"
+
 QUESTIONS = (
     ("more_data", "At equal compute, what does 10x more data buy?", _more_data),
     ("more_compute", "What does 4x more compute buy at each data size?", _more_compute),
@@ -185,4 +190,9 @@ def answers(summary: list[dict], primary: dict | None = None) -> list[dict]:
             if sentences:
                 out.append({"key": key, "question": question, "task": task, "metric": metric,
                             "sentences": sentences})
+        for extra in CORNER_METRICS:
+            t = _Table(summary, task, extra)
+            if extra != metric and t.g:
+                out.append({"key": "corners", "question": CORNER_QUESTION, "task": task, "metric": extra,
+                            "sentences": _more_data(t) + _more_compute(t) + _augmentation(t)})
     return out
