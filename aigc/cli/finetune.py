@@ -25,9 +25,9 @@ def register(sub) -> None:
                         "text: held-out nats/char and the text copy rate); default steps/20 (images: skipped while "
                         "they cost over 10%% of training time); 0: off")
     s.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: the model's; a saved char-lm on a text: 3e-4, measured for short stories)")
+                   help="learning rate (default: the model's; a saved char-lm on a text: 1e-4, measured for short stories)")
     s.add_argument("--patience", type=int, default=None,
-                   help="text: stop after this many evaluations without a better held-out score (default 4; 0: never); "
+                   help="text: stop after this many evaluations without a better held-out score (default 8; 0: never); "
                         "the weights of the best held-out score are the ones kept")
     s.add_argument("--dropout", type=float, default=None,
                    help="a saved char-lm on a text: dropout while fine-tuning only (default: the recipe's; the saved config keeps the base's)")
