@@ -273,7 +273,10 @@ def test_the_shipped_study_is_complete_and_answers_its_questions():
     assert len(res["runs"]) == len(cells(spec)) == 54 and spec["seeds"] == [0, 1, 2]
     assert {c.key for c in cells(spec)} == set(res["runs"])
     assert all(math.isfinite(r["value"]) for r in res["cells"])
-    assert {g["n"] for g in res["summary"]} == {3}
+    assert {g["n"] for g in res["summary"] if g["metric"] != "fid"} == {3}
+    corners = {(r["fraction"], r["augment"], r["steps_multiplier"]) for r in res["cells"] if r["metric"] == "fid"}
+    assert len(corners) == 8 and {r["seed"] for r in res["cells"] if r["metric"] == "fid"} == {0}
+    assert any(a["key"] == "corners" and a["metric"] == "fid" for a in res["answers"])
     assert {a["key"] for a in res["answers"]} >= {"more_data", "more_compute", "augmentation", "crossing"}
     assert res["recipe"]["images"]["config"] == make_spec()["images"]["config"]   # the default command repeats it
 
