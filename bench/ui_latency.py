@@ -10,7 +10,7 @@ Measures, on this machine:
   start     `python app.py` started -> the page answers HTTP 200, and -> the first /sample
             comes back (torch and the weights load on a thread while the page is served)
 
-Usage: python bench/ui_latency.py [--weights weights] [--model dcgan-mnist] [-n 100] [--json out.json]
+Usage (from the repository root, so that app.py is found): python -m bench.ui_latency [--weights weights] [--model dcgan-mnist] [-n 100] [--json out.json]
 Without shipped models under --weights it builds full-size untrained ones of the same
 architectures in a temporary folder (the timings depend on the architecture, not on the training).
 gradio_client itself waits in steps of 50 ms for the server's messages (its SSE reader polls),
