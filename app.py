@@ -22,13 +22,18 @@ ROOT = Path(__file__).resolve().parent
 T0 = time.perf_counter()
 
 
-def configure_runtime(threads: int = 1) -> None:
-    """One torch thread per request: on a small shared machine, OpenMP threads that spin while
-    another process holds the cores turn a 2 ms decode into 100 ms. Imports torch."""
+def configure_gradio() -> None:
+    """Gradio's settings, read when the page and its queue are built: so set before that."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Gradio's queue rebuilds a pandas table of every recent event after each one (for its monitoring
     # page) unless told to do it less often: 8% of the server's time under 32 users
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "200")
+
+
+def configure_runtime(threads: int = 1) -> None:
+    """One torch thread per request: on a small shared machine, OpenMP threads that spin while
+    another process holds the cores turn a 2 ms decode into 100 ms. Imports torch."""
+    configure_gradio()
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -42,6 +47,7 @@ def create(weights: str | Path = ROOT / "weights", warm: bool = True, background
     `user_models`: the folder fine-tuned models are published to and served from (default
     $AIGC_USER_MODELS, else user_models/ beside the weights folder). `jobs_options`: the fine-tune
     job manager's quotas (aigc.finetune.jobs.JobManager keywords)."""
+    configure_gradio()             # before the page's queue exists, also when torch loads on a thread
     from demo import ModelRegistry, build_demo
     from demo.data_tab import build_data_tab
     from demo.finetune_tab import build_finetune_tab
