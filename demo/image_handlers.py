@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 
 from aigc.data import imageinput
-from aigc.data.grid import GridLayout, grid_layout, make_grid, scale_for
+from aigc.data.grid import GridLayout, grid_picture
 from aigc.limits import FRAMES_MAX, GRID_MAX, IMAGE_TEMP_MAX, SEED_MAX, check_float, check_int
 from aigc.pipelines import recipes
 from aigc.pipelines.recipes import Recipe, png_image
@@ -136,9 +136,7 @@ class Studio(ClusterViews):
             samples.append(Recipe(model=e.name, weights_hash=e.weights_hash, z=s.latents[i].tolist(),
                                   label=lab, source="sample", seed=seed, index=i, temperature=temp).to_dict())
             labels.append(lab)
-        scale = scale_for(s.images, side, GRID_PX)
-        layout = grid_layout(s.images, nrow=side, pad=1, scale=scale)
-        picture = make_grid(s.images, nrow=side, pad=1, scale=scale, fill=255)
+        picture, layout = grid_picture(s.images, side, GRID_PX)
         state = {**(state or new_state()), "samples": samples, "grid": layout.to_dict()}
         what = f" · cluster {cluster}" if cluster is not None else ""
         if any(lab is not None for lab in labels):

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from aigc.data.grid import grid_layout, make_grid, scale_for
+from aigc.data.grid import grid_layout, grid_picture, make_grid, scale_for
 from aigc.pipelines.recipes import Recipe
 
 
@@ -54,3 +54,11 @@ def test_a_recipe_dict_is_asdict_but_not_shared():
     d["offsets"]["directions"]["PC1"] = 0.0
     assert r.z == [0.5, 1.0] and r.offsets["directions"]["PC1"] == 1.5      # a copy, as asdict makes
     assert Recipe(model="m", weights_hash="h", z=[1.0]).to_dict() == asdict(Recipe(model="m", weights_hash="h", z=[1.0]))
+
+
+def test_grid_picture_is_the_grid_and_its_layout():
+    imgs = tiles(9, 28, 28)
+    pic, lay = grid_picture(imgs, 3, 512)
+    s = scale_for(imgs, 3, 512)
+    assert np.array_equal(np.asarray(pic), np.asarray(make_grid(imgs, nrow=3, pad=1, scale=s, fill=255)))
+    assert lay == grid_layout(imgs, nrow=3, pad=1, scale=s)

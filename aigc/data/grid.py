@@ -70,3 +70,12 @@ def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: 
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     return img
+
+
+def grid_picture(images: np.ndarray, nrow: int, width_px: int, pad: int = 1,
+                 fill: int = 255) -> tuple[Image.Image, GridLayout]:
+    """One picture of the samples about `width_px` wide (tiles enlarged by a whole factor), and
+    where each tile lies in it."""
+    scale = scale_for(images, nrow, width_px)
+    return (make_grid(images, nrow=nrow, pad=pad, scale=scale, fill=fill),
+            grid_layout(images, nrow=nrow, pad=pad, scale=scale))
