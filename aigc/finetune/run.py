@@ -133,7 +133,7 @@ def text_block_size(base: Base, tiny: bool = False, overrides: dict | None = Non
 
 def check_spec(spec: FinetuneSpec) -> None:
     """Bounds of a spec, before anything is read or written."""
-    from aigc.limits import check_int
+    from aigc.limits import check_int, check_number
     out = Path(spec.out)
     if not spec.resume and ((out / "state.pt").exists() or (out / "model" / "config.json").exists()):
         raise ValueError(f"{out} already holds a run; choose a new output folder")
@@ -141,22 +141,18 @@ def check_spec(spec: FinetuneSpec) -> None:
     if isinstance(spec.batch_size, bool) or not isinstance(spec.batch_size, int) or spec.batch_size < 1:
         raise ValueError("the batch size must be at least 1")
     if spec.max_minutes is not None:
-        from aigc.limits import check_number
         m = check_number(spec.max_minutes, "the time limit")
         if not 0 < m <= FINETUNE_MINUTES_MAX:
             raise ValueError(f"the time limit must be more than 0 and at most {FINETUNE_MINUTES_MAX:,} minutes")
     if spec.lr is not None:
-        from aigc.limits import check_number
         if not 0 < check_number(spec.lr, "the learning rate") <= 1:
             raise ValueError("the learning rate must be more than 0 and at most 1")
     if spec.patience is not None:
         check_int(spec.patience, 0, FINETUNE_STEPS_MAX, "patience")
     if spec.dropout is not None:
-        from aigc.limits import check_number
         if not 0 <= check_number(spec.dropout, "dropout") < 1:
             raise ValueError("dropout must be at least 0 and below 1")
     if spec.rehearsal is not None:
-        from aigc.limits import check_number
         if not 0 <= check_number(spec.rehearsal, "the rehearsal share") < 1:
             raise ValueError("the rehearsal share must be at least 0 and below 1")
     if spec.train_layers is not None:
@@ -270,6 +266,8 @@ def _with_rehearsal(data, base: Base, recipe: dict, report: dict):
         report["rehearsal_note"] = f"rehearsal off: {why}"
         return data, ""
     return RehearsalData(data, corpus, recipe["rehearsal"]), f"{dataset}'s training paragraphs (held-out ones excluded)"
+
+
 def _copy_tracker(text: str, emit):
     """The text copy rate as an extra evaluation, with a warning line each time it climbs past COPY_WARN."""
     from aigc.eval.textcopy import COPY_WARN, TextCopyMeter
@@ -290,7 +288,7 @@ def _train_options(spec: FinetuneSpec, base: Base, data, heldout, upload: str, b
     steps = spec.steps
     text_ft = upload == "text" and heldout is not None    # held-out score decides what is kept
     recipe = text_recipe(spec, base) if upload == "text" else {}
-    lr = spec.lr if spec.lr is not None else (recipe.get("lr") if text_ft else None)
+    lr = recipe["lr"] if text_ft else spec.lr           # the recipe's lr is the spec's when one is given
     # quality over time: KID (random-conv features) and copy rate against the upload, or held-out
     # cross-entropy; images skip a due evaluation while evaluating has cost over 10% of training time,
     # text never does: its evaluations choose the weights kept (and cost seconds: a held-out slice)

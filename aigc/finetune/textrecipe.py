@@ -127,9 +127,6 @@ def rehearsal_corpus(dataset: str | None, tokenizer, block_size: int, data_dir=N
         return None, f"the base's corpus {dataset} is not available here ({type(e).__name__})"
 
 
-TRAIN_LAYERS = ("all", "no-embeddings", "top-N")     # what a char-lm fine-tune may move (top-N: e.g. top-2)
-
-
 def layers_to_freeze(train_layers: str, n_layer: int) -> str:
     """"all" -> ""; "no-embeddings" -> the token and position embeddings (the tied output layer too);
     "top-N" -> the embeddings and every block below the top N (the top N and the final norm train)."""
