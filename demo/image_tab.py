@@ -34,7 +34,11 @@ JS_COLLECT = """(...args) => {
 }""" % (N_DIR, N_DIM)
 PRIVATE = {"api_visibility": "private", "show_progress": "hidden"}
 DEFAULT_MODEL = "dcgan-mnist"           # the README's examples use it: the first screen shows it
-SCROLL_TO_EDITOR = "() => { const e = document.getElementById('editor'); if (e) e.scrollIntoView({block: 'center'}); }"
+# only when the editor is not wholly on screen (a click beside it must not move the page); at the top,
+# so that its controls below it are on screen too
+SCROLL_TO_EDITOR = """() => { const e = document.getElementById('editor'); if (!e) return;
+  const r = e.getBoundingClientRect();
+  if (r.top < 0 || r.bottom > window.innerHeight) e.scrollIntoView({block: 'start'}); }"""
 
 
 def _sampler(ui, studio: Studio, models: list[str]) -> None:
@@ -295,6 +299,8 @@ def wire_image_tab(ui, studio: Studio, fast_edit: bool = True) -> None:
 
     opened.append(ui.strip.select(on_frame, [ui.state], editor_out, api_visibility="private",
                                   show_progress="hidden"))
+    for ev in (opened[0], opened[-1]):       # a tile or a frame opens in the editor, out of sight below or above
+        ev.success(None, None, None, js=SCROLL_TO_EDITOR, **QUIET)
     encode_out = [ui.prepared, ui.recon, ui.enc_info, *editor_out]
     encoded = [gr.on([ui.upload.upload, ui.encode.click], studio.encode, [ui.upload, ui.model, ui.label, ui.state],
                      encode_out, api_name="encode", concurrency_id="project", concurrency_limit=1),

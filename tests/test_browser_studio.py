@@ -50,6 +50,11 @@ def info_has(page, selector, text, timeout=30_000):
                            arg=[selector, text], timeout=timeout)
 
 
+# wholly on screen, give or take the browser's sub-pixel rounding of a scrolled position
+IN_VIEW = """s => { const r = document.querySelector(s).getBoundingClientRect();
+                   return r.height > 0 && r.top >= -1 && r.bottom <= window.innerHeight + 1; }"""
+
+
 def check_grid(page, side, width):
     """The grid is one picture of side x side tiles, whole on the screen, and a click on its last
     tile opens the last sample."""
@@ -63,11 +68,11 @@ def check_grid(page, side, width):
     assert box["width"] >= min(width - 80, 300)                            # and not shrunk to a stamp
     click_tile(page, side * side - 1, side)
     info_has(page, "#editor-info", f"#{side * side - 1}")
+    page.wait_for_function(IN_VIEW, arg="#editor", timeout=5_000)         # the opened sample is on screen
 
 
 def in_view(page, selector) -> bool:
-    return page.evaluate("""s => { const r = document.querySelector(s).getBoundingClientRect();
-                                   return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }""", selector)
+    return page.evaluate(IN_VIEW, selector)
 
 
 def test_first_screen_shows_the_readme_model_in_n_columns(page):
