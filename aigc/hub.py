@@ -11,8 +11,8 @@ WEIGHTS_DIR = REPO_ROOT / "weights"
 DATA_DIR = REPO_ROOT / "data"
 STUDY_DIR = REPO_ROOT / "bench" / "study"      # the shipped data-vs-compute study (study.json)
 
-KEY_METRICS = ("fid", "kid", "nll_nats", "domain_fd", "label_acc", "nats_per_char", "bits_per_char",
-               "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
+KEY_METRICS = ("fid", "kid", "cluster_acc", "nmi", "nll_nats", "domain_fd", "label_acc", "nats_per_char",
+               "bits_per_char", "kid_randconv", "copy_rate", "kl_per_line", "active_units", "interp_well_formed")
 
 
 def resolve_model_path(name_or_path: str | Path, search: list[Path] | None = None) -> Path:

@@ -17,7 +17,8 @@ SAMPLES_MAX_BYTES = 8 << 20
 # how the cards state each figure: KID x 1000, shares in percent
 METRIC_SHOWN = {"fid": ("FID", 1.0), "kid": ("KID×1000", 1000.0), "kid_randconv": ("KID×1000 (random conv)", 1000.0),
                 "label_acc": ("label accuracy %", 100.0), "copy_rate": ("copy rate %", 100.0),
-                "domain_fd": ("domain FD", 1.0), "nll_nats": ("NLL nats", 1.0)}
+                "domain_fd": ("domain FD", 1.0), "nll_nats": ("NLL nats", 1.0),
+                "cluster_acc": ("cluster accuracy %", 100.0), "nmi": ("NMI", 1.0)}
 _LOCAL_IMAGE = re.compile(r"!\[([^\]]*)\]\((?![a-z]+:|/)([^)\s]+)\)")
 
 
