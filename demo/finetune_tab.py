@@ -48,8 +48,10 @@ QUALITY_HELP = (
     "with the training images themselves it also rewards copying, so read it with the **copy rate**: the "
     "share of samples nearer (pixel distance) to one of your images than half that image's distance to "
     "its nearest other image; fresh pictures of the same kind score about 0–3%, a model that memorises "
-    "climbs towards 100%. Text: **held-out cross-entropy** on the last 10% of your text, which the model "
-    "does not train on; when it rises while the loss falls, the model is memorising.")
+    "climbs towards 100%. Text: **held-out cross-entropy** on four spans spread over your text (15%, at "
+    "most 50,000 characters; a short text's last 10%), which the model does not train on: when it rises "
+    "while the loss falls, the model is memorising, and the best point is the model kept. Beside it the "
+    "**copy rate**: the share of 12-character spans of generated text found verbatim in your text.")
 
 _managers: dict[Path, JobManager] = {}
 _managers_lock = threading.Lock()

@@ -120,6 +120,11 @@ def test_heldout_spans_are_never_trained_on(base_dir, tmp_path):
     held_lines = [ln for ln in LINES if ln in held]
     assert held_lines and not any(ln in train for ln in held_lines)
     assert split_heldout_spans(STORY[:300], 32, 0.15, 4) is None           # too short: the caller uses the tail
+    long_text = STORY * 40                                                  # a long upload keeps ~max_chars out
+    _, capped, _ = split_heldout_spans(long_text, 32, 0.15, 4, max_chars=2_000)
+    assert 2_000 <= len(capped) <= 2_500 < 0.15 * len(long_text)          # each span may run on to a line break
+    from aigc.finetune.run import heldout_split
+    assert len(heldout_split("line of text\n" * 100_000, 32)[1]) < 51_000  # the 50,000-character cap, as the tail's
     events = []
     finetune(FinetuneSpec(base=str(base_dir), data=_story(tmp_path), out=tmp_path / "run", steps=1, batch_size=4,
                           progress=False, rehearsal=0.5), on_progress=events.append)

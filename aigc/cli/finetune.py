@@ -22,8 +22,8 @@ def register(sub) -> None:
                    help="training from scratch: override a model config field, e.g. ngf=16 (repeatable)")
     s.add_argument("--eval-every", type=int, default=None,
                    help="steps between quality measurements (images: kid_randconv and copy_rate against the upload; "
-                        "text: held-out nats/char and the text copy rate); default steps/20 (images: skipped while "
-                        "they cost over 10%% of training time); 0: off")
+                        "text: held-out nats/char and the text copy rate); default steps/20, 10 for a saved text model "
+                        "(images: skipped while they cost over 10%% of training time); 0: off")
     s.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: the model's; a saved char-lm on a text: 1e-4, measured for short stories)")
     s.add_argument("--patience", type=int, default=None,

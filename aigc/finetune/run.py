@@ -247,11 +247,13 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
 
 
 def heldout_split(text: str, block: int) -> tuple[str, str, str]:
-    """Held-out spans from several places of the text; its tail alone when it is too short for them."""
-    from aigc.data.uploads import split_heldout
+    """Held-out spans from several places of the text; its tail alone when it is too short for them.
+    A long text keeps at most TEXT_HELDOUT_MAX_CHARS out, as the tail does: the score reads a capped
+    number of windows, so more held out would only take text from training."""
+    from aigc.data.uploads import TEXT_HELDOUT_MAX_CHARS, split_heldout
     from aigc.finetune.textrecipe import split_heldout_spans
-    return (split_heldout_spans(text, block, TEXT_FINETUNE_HELDOUT_SHARE, TEXT_FINETUNE_HELDOUT_SPANS)
-            or split_heldout(text, block))
+    return (split_heldout_spans(text, block, TEXT_FINETUNE_HELDOUT_SHARE, TEXT_FINETUNE_HELDOUT_SPANS,
+                                TEXT_HELDOUT_MAX_CHARS) or split_heldout(text, block))
 
 
 def _with_rehearsal(data, base: Base, recipe: dict, report: dict):

@@ -19,12 +19,15 @@ def _snap(text: str, pos: int, reach: int) -> int:
     return pos if nl == -1 else nl + 1
 
 
-def heldout_span_bounds(text: str, block_size: int, share: float, spans: int) -> list[tuple[int, int]]:
+def heldout_span_bounds(text: str, block_size: int, share: float, spans: int,
+                        max_chars: int | None = None) -> list[tuple[int, int]]:
     """[(start, end)] of `spans` held-out pieces spread evenly over `text` (each at least
-    block_size + 2 characters, `share` of the text in all), cut at line breaks where one is near;
-    [] when the text is too short to spare them (the caller falls back to the tail)."""
+    block_size + 2 characters, `share` of the text in all but at most about `max_chars`), cut at
+    line breaks where one is near; [] when the text is too short to spare them (the caller falls
+    back to the tail)."""
     n, k = len(text), max(1, int(spans))
-    each = max(block_size + 2, int(n * share / k))
+    want = int(n * share) if max_chars is None else min(int(n * share), int(max_chars))
+    each = max(block_size + 2, want // k)
     if k * each > n // 4 or n - k * each < block_size + 2:
         return []
     bounds, last_end = [], 0
@@ -39,9 +42,10 @@ def heldout_span_bounds(text: str, block_size: int, share: float, spans: int) ->
     return bounds
 
 
-def split_heldout_spans(text: str, block_size: int, share: float, spans: int) -> tuple[str, str, str] | None:
+def split_heldout_spans(text: str, block_size: int, share: float, spans: int,
+                        max_chars: int | None = None) -> tuple[str, str, str] | None:
     """(training text, held-out text, note), or None when the text is too short for the spans."""
-    bounds = heldout_span_bounds(text, block_size, share, spans)
+    bounds = heldout_span_bounds(text, block_size, share, spans, max_chars)
     if not bounds:
         return None
     train, held, at = [], [], 0
