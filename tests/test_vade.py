@@ -8,7 +8,7 @@ from torch import distributions as D
 
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import fit_diag_gmm, init_prior_from_gmm, pretrain_autoencoder
+from aigc.train.vade_init import fit_diag_gmm, gmm_from_partition, init_prior_from_gmm, pretrain_autoencoder
 
 TINY = {"conv": {"arch": "conv", "width": 4, "hidden": 16, "latent_dim": 3, "n_clusters": 3},
         "mlp": {"arch": "mlp", "mlp_hidden": [32, 16], "latent_dim": 3, "n_clusters": 3}}
@@ -119,6 +119,76 @@ def test_gmm_em_recovers_two_blobs():
         fit_diag_gmm(torch.zeros(1, 2), 2)
 
 
+def test_a_given_partition_becomes_the_mixture_and_assign_returns_it():
+    g = torch.Generator().manual_seed(1)
+    x = torch.cat([torch.randn(200, 2, generator=g) * 0.3 + 3, torch.randn(100, 2, generator=g) * 0.3 - 3])
+    labels = torch.cat([torch.zeros(200), torch.ones(100)]).long()
+    fit = gmm_from_partition(x, labels, 2)
+    torch.testing.assert_close(fit.weights, torch.tensor([2 / 3, 1 / 3]))
+    torch.testing.assert_close(fit.means, torch.stack([x[:200].mean(0), x[200:].mean(0)]))
+    torch.testing.assert_close(fit.variances, torch.stack([x[:200].var(0, unbiased=False), x[200:].var(0, unbiased=False)]),
+                               atol=1e-5, rtol=1e-4)
+    assert torch.equal(fit.assign(x), labels)
+    # a partition EM would not keep (half of one blob labelled as the other) is kept as given
+    odd = labels.clone()
+    odd[:100] = 1
+    assert gmm_from_partition(x, odd, 2).weights[1] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="labels"):
+        gmm_from_partition(x, torch.full((300,), 2), 2)
+
+
+def rings(n: int = 300, seed: int = 0):
+    """Two concentric rings: two groups that are connected but not Gaussian blobs."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(2 * n, generator=g) * 2 * math.pi
+    r = torch.cat([torch.full((n,), 1.0), torch.full((n,), 4.0)]) + torch.randn(2 * n, generator=g) * 0.1
+    return torch.stack([r * t.cos(), r * t.sin()], 1), torch.cat([torch.zeros(n), torch.ones(n)]).long()
+
+
+def test_the_knn_graph_is_exact():
+    from aigc.train.vade_init import knn_graph
+
+    z = torch.randn(230, 3, generator=torch.Generator().manual_seed(2))
+    idx, d2 = knn_graph(z, 5, chunk=64)
+    full = torch.cdist(z, z).pow(2)
+    full.fill_diagonal_(float("inf"))
+    v, j = full.topk(5, largest=False)
+    assert torch.equal(idx, j) and torch.allclose(d2, v, atol=1e-4)
+
+
+def test_spectral_groups_what_a_gmm_splits():
+    from aigc.train.vade_init import spectral_partition
+
+    z, y = rings()
+    groups = spectral_partition(z, 2, neighbours=10)
+    assert cluster_accuracy(y.numpy(), groups.numpy()) == 1.0
+    assert torch.equal(spectral_partition(z, 2, neighbours=10), groups)                 # seeded: it repeats
+    gmm = fit_diag_gmm(z, 2, seed=0, n_init=3).assign(z)
+    assert cluster_accuracy(y.numpy(), gmm.numpy()) < 0.8                               # halves, not rings
+    with pytest.raises(ValueError, match="NaN"):
+        spectral_partition(torch.full((50, 2), float("nan")), 2, neighbours=5)
+    with pytest.raises(ValueError, match="more points"):
+        spectral_partition(z[:8], 2, neighbours=10)
+
+
+def test_random_affine_moves_and_turns_pictures():
+    from aigc.train.augment import random_affine
+
+    x = torch.zeros(2, 1, 28, 28)
+    x[:, :, 10:18, 13:15] = 1.0                                     # an upright bar through the centre
+    torch.testing.assert_close(random_affine(x, torch.full((2, 3), 0.5)), x)       # u = 0.5: no move
+    one_px = 0.5 + (2 / 28) / (4 * 0.1)                            # a shift of 2/28 in grid units: one pixel
+    u = torch.tensor([[0.5, one_px, 0.5], [0.5, 0.5, one_px]])
+    y = random_affine(x, u)
+    torch.testing.assert_close(y[0], torch.roll(x[0], -1, dims=2), atol=1e-5, rtol=0)   # sampled from the right
+    torch.testing.assert_close(y[1], torch.roll(x[1], -1, dims=1), atol=1e-5, rtol=0)   # from below
+    turned = random_affine(x, torch.tensor([[1.0, 0.5, 0.5], [0.0, 0.5, 0.5]]), degrees=90.0)
+    assert turned[0, 0, 13:15, 10:18].mean() > 0.9 and turned[1, 0, 13:15, 10:18].mean() > 0.9  # now lying down
+    assert abs(float(turned.sum() - x.sum())) < 0.5
+    with pytest.raises(ValueError, match="uniforms"):
+        random_affine(x, torch.rand(3, 3))
+
+
 def test_pretrain_then_gmm_init_sets_the_prior():
     model = tiny("mlp")
     images = (torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(7)) * 255).to(torch.uint8)
@@ -129,6 +199,11 @@ def test_pretrain_then_gmm_init_sets_the_prior():
     torch.testing.assert_close(torch.softmax(model.prior_logits, 0).detach(), fit.weights / fit.weights.sum())
     with pytest.raises(ValueError, match="takes"):
         init_prior_from_gmm(model, torch.zeros(40, 1, 32, 32))
+    spec = init_prior_from_gmm(model, images, method="spectral", neighbours=5)
+    assert spec.n_iter == 0 and not torch.equal(spec.means, fit.means)       # the graph's groups, no EM
+    torch.testing.assert_close(model.prior_mu.detach(), spec.means)
+    with pytest.raises(ValueError, match="gmm or spectral"):
+        init_prior_from_gmm(model, images, method="kmeans")
 
 
 def test_cluster_accuracy_matches_clusters_to_labels():
@@ -187,12 +262,12 @@ def toy_data(n: int = 96, shape=(28, 28, 1)):
     return ImageData("toy", (rng.random((n, *shape)) * 255).astype(np.uint8))
 
 
-def run_vade(out, steps: int, pretrain: int = 4, resume=None):
+def run_vade(out, steps: int, pretrain: int = 4, resume=None, **extra):
     from aigc.train.loop import TrainOptions, train
 
     opts = TrainOptions(model="vade", data="toy", out=str(out), tiny=True, max_steps=steps, batch_size=16,
                         pretrain_steps=pretrain, gmm_images=64, gmm_n_init=1, progress=False, log_every=1,
-                        sample_every=1000, ckpt_every=1000)
+                        sample_every=1000, ckpt_every=1000, **extra)
     return train(opts, data=toy_data(), resume=resume)
 
 
@@ -216,17 +291,37 @@ def test_trains_through_the_loop_with_a_phase_switch(tmp_path, one_thread):
     assert loaded.cluster_posterior(torch.rand(2, 1, 28, 28)).shape == (2, 3)
 
 
-@pytest.mark.parametrize("pretrain", [2, 4, 6])
-def test_resume_across_the_phase_switch_is_exact(tmp_path, pretrain, one_thread):
-    """The switch before, at and after the resumed step: 8 straight steps == 4 + resume + 4."""
+SPECTRAL = {"prior_init": "spectral", "pretrain_augment": 1.0, "prior_lr_scale": 0.0}
+
+
+@pytest.mark.parametrize("pretrain,extra", [(2, {}), (4, {}), (6, {}), (4, SPECTRAL), (6, SPECTRAL)])
+def test_resume_across_the_phase_switch_is_exact(tmp_path, pretrain, extra, one_thread):
+    """The switch before, at and after the resumed step: 8 straight steps == 4 + resume + 4 (also with
+    augmented pretraining and the spectral start, whose draws must repeat as well)."""
     from aigc import checkpoint
 
-    straight = checkpoint.from_pretrained(run_vade(tmp_path / "a", 8, pretrain)).state_dict()
-    run_vade(tmp_path / "b", 4, pretrain)
-    resumed = checkpoint.from_pretrained(run_vade(tmp_path / "b", 8, pretrain, resume=tmp_path / "b")).state_dict()
+    straight = checkpoint.from_pretrained(run_vade(tmp_path / "a", 8, pretrain, **extra)).state_dict()
+    run_vade(tmp_path / "b", 4, pretrain, **extra)
+    resumed = checkpoint.from_pretrained(run_vade(tmp_path / "b", 8, pretrain, resume=tmp_path / "b",
+                                                  **extra)).state_dict()
     assert straight.keys() == resumed.keys()
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_a_zero_prior_rate_keeps_the_mixture_as_initialised(tmp_path, one_thread):
+    from aigc import checkpoint
+
+    def prior(name, steps, scale):
+        m = checkpoint.from_pretrained(run_vade(tmp_path / name, steps, 3, prior_lr_scale=scale))
+        return [p.detach().clone() for p in (m.prior_logits, m.prior_mu, m.prior_logvar)], m.body.to_logvar.bias
+
+    start, _ = prior("a", 4, 0.0)                      # the switch at step 3, one step at rate 0: as fitted
+    kept, head = prior("b", 7, 0.0)
+    moved, _ = prior("c", 7, 1.0)
+    assert all(torch.equal(a, b) for a, b in zip(start, kept))
+    assert not all(torch.equal(a, b) for a, b in zip(start, moved))
+    assert not torch.equal(head, checkpoint.from_pretrained(tmp_path / "a" / "model").body.to_logvar.bias)
 
 
 def test_objective_options_are_resolved_and_checked():
@@ -238,7 +333,8 @@ def test_objective_options_are_resolved_and_checked():
     tune = VaDEObjective.resolve(VaDEOptions(), 6500, fine_tune=True)
     assert tune.pretrain_steps == 0 and tune.gmm_images == 0
     assert VaDEObjective.resolve(VaDEOptions(), 10 ** 9, fine_tune=False).pretrain_steps == 10_000
-    for bad in ({"pretrain_steps": -1}, {"gmm_images": 10 ** 6}, {"lr_step_gamma": 0.0}):
+    for bad in ({"pretrain_steps": -1}, {"gmm_images": 10 ** 6}, {"lr_step_gamma": 0.0}, {"prior_init": "kmeans"},
+                {"pretrain_augment": -1.0}, {"pretrain_augment": True}, {"prior_lr_scale": -0.5}):
         with pytest.raises(ValueError):
             VaDEOptions(**{"pretrain_steps": 1, "gmm_images": 1, **bad}).check()
 

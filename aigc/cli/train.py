@@ -59,6 +59,15 @@ def _register_objective_flags(s) -> None:
                         "k > 1: the IWAE bound, k decoder passes per image)")
     s.add_argument("--pretrain-steps", type=int, default=None,
                    help="vade: autoencoder steps before the GMM fit (default: 15/65 of the run, at most 10,000)")
+    s.add_argument("--prior-init", default="gmm", choices=["gmm", "spectral"],
+                   help="vade: the mixture's start: gmm (EM on the codes, the paper's) or spectral (the groups "
+                        "of the codes' nearest-neighbour graph, one component each)")
+    s.add_argument("--pretrain-augment", type=float, default=0.0,
+                   help="vade: pretrain on pictures rotated by up to 10 degrees and shifted by up to 10%% of "
+                        "their side, times this (0: off; 1: DEC-DA's)")
+    s.add_argument("--prior-lr-scale", type=float, default=1.0,
+                   help="vade: the ELBO's rate for the mixture (weights, means, variances) times this; 0 keeps "
+                        "the mixture as initialised while the networks fit it (default 1)")
     s.add_argument("--gmm-images", type=int, default=None,
                    help="vade: training images the GMM is fitted to (default 10,000; 0: keep the prior as it is)")
 
@@ -78,7 +87,8 @@ def cmd_train(args) -> int:
         diffaug=not args.no_diffaug, diffaug_policy=args.diffaug_policy, lr_d=args.lr_d,
         gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
         instance_noise=args.instance_noise, iwae_k=args.iwae_k, pretrain_steps=args.pretrain_steps,
-        gmm_images=args.gmm_images,
+        gmm_images=args.gmm_images, prior_init=args.prior_init, pretrain_augment=args.pretrain_augment,
+        prior_lr_scale=args.prior_lr_scale,
         **({} if args.mode_seeking is None else {"mode_seeking": args.mode_seeking}),
         progress=not args.no_progress)
     if args.resume is not None:

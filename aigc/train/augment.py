@@ -2,8 +2,12 @@
 discriminator sees, real and fake alike, so that a discriminator on a small dataset cannot
 memorise it. Randomness comes from a StepRNG so that runs are exactly repeatable and a
 multi-process run draws the same augmentations as a single-process one.
+
+random_affine: small rotations and shifts of whole pictures, for VaDE's autoencoder pretraining.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -58,3 +62,18 @@ def _cutout(x, rng, ratio: float = 0.5):
     mask = torch.ones(n, h, w, dtype=x.dtype, device=x.device)
     mask[gb, gx, gy] = 0
     return x * mask.unsqueeze(1)
+
+
+def random_affine(x: torch.Tensor, u: torch.Tensor, degrees: float = 10.0, shift: float = 0.1) -> torch.Tensor:
+    """Each image of x (N x C x H x W) rotated by up to `degrees` and shifted by up to `shift` of its
+    side, as DEC-DA pretrains its autoencoder (Guo et al. 2018); `u` holds N x 3 uniforms in [0, 1)
+    (angle, shift x, shift y) from the caller's seeded generator. Outside the picture is 0 (black)."""
+    if u.shape != (x.shape[0], 3):
+        raise ValueError(f"random_affine needs N x 3 uniforms, got {tuple(u.shape)} for {x.shape[0]} images")
+    u = u.to(device=x.device, dtype=x.dtype) * 2 - 1
+    ang = u[:, 0] * math.radians(degrees)
+    tx, ty = u[:, 1] * 2 * shift, u[:, 2] * 2 * shift             # grid coordinates span 2 per side
+    c, s = ang.cos(), ang.sin()
+    theta = torch.stack([torch.stack([c, -s, tx], 1), torch.stack([s, c, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

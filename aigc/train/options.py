@@ -70,6 +70,9 @@ class VaDEOptions:
     gmm_images: int | None = None     # training images whose codes the GMM is fitted to, a seeded sample
                                       # (None: 10,000 for a new run, 0 for a fine-tune, which keeps its mixture)
     gmm_n_init: int = 3               # seeded EM starts, the best kept: seconds, and fewer bad fits
+    prior_init: str = "gmm"           # gmm: EM on the codes (the paper's); spectral: the groups of their kNN graph
+    pretrain_augment: float = 0.0     # pretraining on rotated (+-10 deg) and shifted (+-10%) pictures, times this
+    prior_lr_scale: float = 1.0       # the ELBO's rate for the mixture itself, times this (0: it stays as initialised)
     lr_step_epochs: float = 5.0       # the ELBO's rate decays every this many epochs (recipe "cpu")
     lr_step_gamma: float = 0.9        # ... by this factor (the paper's)
 
@@ -80,6 +83,14 @@ class VaDEOptions:
         g = self.gmm_images
         if g is not None and (isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= 100_000):
             raise ValueError(f"--gmm-images must be a whole number from 0 to 100,000, not {g!r}")
+        if self.prior_init not in ("gmm", "spectral"):
+            raise ValueError(f"--prior-init must be gmm or spectral, not {self.prior_init!r}")
+        a = self.pretrain_augment
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 3:
+            raise ValueError(f"--pretrain-augment must be a number from 0 to 3, not {a!r}")
+        r = self.prior_lr_scale
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 10:
+            raise ValueError(f"--prior-lr-scale must be a number from 0 to 10, not {r!r}")
         if not (self.lr_step_epochs > 0 and 0 < self.lr_step_gamma <= 1):
             raise ValueError("the VaDE rate decays every > 0 epochs by a factor in (0, 1]")
 

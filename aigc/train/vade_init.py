@@ -22,6 +22,11 @@ class GMMFit:
     log_likelihood: float       # mean log-density of the data under the fit (nats per point)
     n_iter: int                 # EM iterations run
 
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable component of each row of x (N x D)."""
+        x = torch.as_tensor(x).double()
+        return _log_joint(x, self.weights.double(), self.means.double(), self.variances.double()).argmax(1)
+
 
 def _float_batch(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
@@ -152,16 +157,100 @@ def fit_diag_gmm(x: torch.Tensor, k: int, *, iters: int = 300, tol: float = 1e-6
     return best
 
 
-def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1,
-                        iters: int = 300) -> GMMFit:
+def gmm_from_partition(x: torch.Tensor, labels: torch.Tensor, k: int, reg: float = 1e-6) -> GMMFit:
+    """The diagonal mixture whose components are the groups of a given partition of x (one M-step on
+    hard assignments), e.g. a clustering found by other means; no EM, so the groups stay as given."""
+    x = torch.as_tensor(x).detach().double().cpu()
+    labels = torch.as_tensor(labels).long().cpu()
+    if x.dim() != 2 or labels.shape != (x.shape[0],) or int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(f"need N x D points and N labels in 0..{k - 1}")
+    weights, means, var = _m_step(x, F.one_hot(labels, k).double(), reg * float(x.var(0).mean().clamp_min(1e-12)))
+    ll = float(torch.logsumexp(_log_joint(x, weights, means, var), 1).mean())
+    return GMMFit(weights.float(), means.float(), var.float(), ll, 0)
+
+
+def knn_graph(z: torch.Tensor, k: int, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each point's k nearest other points (N x k indices) and squared distances (N x k), exactly."""
+    z = z.float()
+    sq = (z * z).sum(1)
+    idx, dist = [], []
+    for i in range(0, z.shape[0], chunk):
+        d = sq[i:i + chunk, None] - 2 * z[i:i + chunk] @ z.T + sq[None]
+        d[torch.arange(d.shape[0]), torch.arange(i, i + d.shape[0])] = math.inf      # not its own neighbour
+        v, j = d.topk(k, largest=False)
+        idx.append(j)
+        dist.append(v.clamp_min(0))
+    return torch.cat(idx), torch.cat(dist)
+
+
+def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15, starts: int = 5,
+                       seed: int = 0) -> torch.Tensor:
+    """Spectral clustering of the points z (N x D): their `neighbours`-nearest-neighbour graph with
+    self-tuning Gaussian weights (Zelnik-Manor & Perona 2004: each point's scale is its distance to
+    its k-th neighbour), the leading eigenvectors of the normalised affinity (Ng, Jordan & Weiss 2001),
+    k-means on their unit-length rows, the best of `starts` seeded runs by inertia. Groups that
+    are connected but not Gaussian blobs (a digit written slanted and upright) stay one group,
+    where a GMM fitted to the points splits them. Returns each point's group (N)."""
+    import warnings
+
+    import numpy as np
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import eigsh, lobpcg
+
+    z = torch.as_tensor(z).detach().float().cpu()
+    n = z.shape[0]
+    if z.dim() != 2 or n <= max(neighbours, n_clusters) or neighbours < 1:
+        raise ValueError(f"need more points than the {neighbours} neighbours and {n_clusters} groups")
+    if not torch.isfinite(z).all():
+        raise ValueError("the points hold NaN or infinite values")
+    nb, d2 = (t.numpy() for t in knn_graph(z, neighbours))
+    scale = np.sqrt(d2[:, -1]) + 1e-12
+    w = np.exp(-d2.astype(np.float64) / (scale[:, None] * scale[nb]))
+    a = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), neighbours), nb.ravel())), shape=(n, n))
+    a = a.maximum(a.T)
+    inv = sp.diags(1.0 / np.sqrt(np.asarray(a.sum(1)).ravel()))
+    m, rng = inv @ a @ inv, np.random.default_rng(seed)          # seeded starts, so runs repeat
+    if connected_components(a, directed=False)[0] > 1:
+        # parts the graph does not join share the eigenvalue 1; one Lanczos start vector finds it
+        # once (ARPACK), a block of starts finds every copy (LOBPCG)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)                # "not reaching the tolerance": near enough
+            _, vecs = lobpcg(m, rng.standard_normal((n, n_clusters)), largest=True, tol=1e-8, maxiter=1000)
+    else:
+        _, vecs = eigsh(m, k=n_clusters, which="LA", tol=1e-6, v0=rng.standard_normal(n))
+    e = torch.from_numpy(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).float()
+    g = torch.Generator().manual_seed(seed)
+    best = None
+    for _ in range(max(1, starts)):
+        lab = kmeans(e, n_clusters, g)
+        inertia = sum(float((e[lab == j] - e[lab == j].mean(0)).pow(2).sum())
+                      for j in range(n_clusters) if (lab == j).any())
+        if best is None or inertia < best[0]:
+            best = (inertia, lab)
+    return best[1]
+
+
+def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1, iters: int = 300,
+                        method: str = "gmm", neighbours: int = 15) -> GMMFit:
     """Fit a diagonal mixture with the model's K components to the encoder means of `images`
     and copy its weights, means and variances into the model's prior; returns the fit.
+
+    method "gmm" (the paper's): EM on the codes. "spectral": the groups of spectral_partition of the
+    codes, each one component (gmm_from_partition), for codes whose groups are not Gaussian blobs.
 
     The encoder's variance head, untouched by pretraining, is reset to a constant tenth of the
     mean component variance: a q(z|x) wider than the clusters would blur them apart on the first
     ELBO steps (with the conv body's small codes, into one cluster)."""
     _check_images(model, images)
-    fit = fit_diag_gmm(encode_means(model, images), model.n_clusters, iters=iters, seed=seed, n_init=n_init)
+    z = encode_means(model, images)
+    if method == "gmm":
+        fit = fit_diag_gmm(z, model.n_clusters, iters=iters, seed=seed, n_init=n_init)
+    elif method == "spectral":
+        fit = gmm_from_partition(z, spectral_partition(z, model.n_clusters, neighbours=neighbours, seed=seed),
+                                 model.n_clusters)
+    else:
+        raise ValueError(f"unknown prior initialisation {method!r} (gmm or spectral)")
     model.set_prior(fit.weights.clamp_min(1e-6), fit.means, fit.variances)
     head = model.body.to_logvar
     with torch.no_grad():

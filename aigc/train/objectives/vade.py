@@ -1,11 +1,14 @@
 """VaDE's objective (Jiang et al. 2017): the paper's initialisation inside the run, then its ELBO.
 
 Phase "pretrain" (the first `pretrain_steps` steps): encoder mean and decoder train as a plain
-autoencoder. At step `pretrain_steps` a diagonal GMM is fitted to the encoder means of a seeded
-sample of `gmm_images` training images and copied into the prior (aigc.train.vade_init). Phase
-"elbo": the negative ELBO with its own fresh Adam and a step decay of the rate. The phase is in the
-objective's state and the fitted mixture is in the model's prior parameters, so a resume at any
-step (before, at or after the switch) continues exactly as the straight run would.
+autoencoder (on slightly rotated and shifted pictures with `pretrain_augment`). At step
+`pretrain_steps` a diagonal GMM is fitted to the encoder means of a seeded sample of `gmm_images`
+training images (by EM, or from their spectral groups with `prior_init` "spectral") and copied into
+the prior (aigc.train.vade_init). Phase "elbo": the negative ELBO with its own fresh Adam and a step
+decay of the rate (the mixture's own rate scaled by `prior_lr_scale`: 0 keeps the groups it started
+from while the networks fit them). The phase is in the objective's state and the fitted mixture is
+in the model's prior parameters, so a resume at any step (before, at or after the switch)
+continues exactly as the straight run would.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc.train.objectives.base import Objective
+from aigc.train.augment import random_affine
 from aigc.train.options import VaDEOptions
 from aigc.train.vade_init import init_prior_from_gmm
 
@@ -38,7 +42,12 @@ class VaDEObjective(Objective):
             raise ValueError("a vade trains in one process: its pretraining and GMM fit are not distributed")
         body = [p for n, p in model.named_parameters() if not n.startswith("prior_")]
         self.add_optimizer(PRETRAIN, torch.optim.Adam(body, lr=options.pretrain_lr), options.pretrain_lr)
-        self.add_optimizer(ELBO, torch.optim.Adam(nets["vade"].parameters(), lr=self.lr, eps=1e-4), self.lr)
+        params = list(nets["vade"].named_parameters())
+        groups = [{"params": [p for _, p in params]}]
+        if options.prior_lr_scale != 1.0:     # the mixture at its own rate (one group otherwise: older runs resume)
+            groups = [{"params": [p for n, p in params if not n.startswith("prior_")]},
+                      {"params": [p for n, p in params if n.startswith("prior_")], "scale": options.prior_lr_scale}]
+        self.add_optimizer(ELBO, torch.optim.Adam(groups, lr=self.lr, eps=1e-4), self.lr)
         self.phase = ELBO if options.gmm_images == 0 and options.pretrain_steps == 0 else PRETRAIN
         self.gmm: dict = {}
         self.data = None
@@ -74,7 +83,8 @@ class VaDEObjective(Objective):
     def fit_prior(self) -> None:
         """Fit the mixture to the codes and start the ELBO (no fit when gmm_images is 0)."""
         if self.options.gmm_images:
-            fit = init_prior_from_gmm(self.model, self.gmm_sample(), seed=0, n_init=self.options.gmm_n_init)
+            fit = init_prior_from_gmm(self.model, self.gmm_sample(), seed=0, n_init=self.options.gmm_n_init,
+                                      method=self.options.prior_init)
             self.gmm = {"gmm_ll": round(fit.log_likelihood, 6), "gmm_iters": int(fit.n_iter),
                         "gmm_images": int(min(self.options.gmm_images, len(self.data.images)))}
         self.phase = ELBO
@@ -88,7 +98,7 @@ class VaDEObjective(Objective):
             every = max(1.0, o.lr_step_epochs * self.schedule.steps_per_epoch)
             lr = self.base_lr[ELBO] * o.lr_step_gamma ** int(max(0, step - o.pretrain_steps) // every)
         for g in self.optimizers[self.phase].param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("scale", 1.0)
         return lr
 
     def current_lr(self) -> float:
@@ -101,6 +111,9 @@ class VaDEObjective(Objective):
             logs.update({k: v for k, v in self.gmm.items() if k == "gmm_ll"})
         self.set_lr(step)
         if self.phase == PRETRAIN:
+            a = self.options.pretrain_augment
+            if a:      # the same moved picture in and out: codes that ignore small moves group the digits
+                x = random_affine(x, rng.rand(x.shape[0], 3), degrees=10.0 * a, shift=0.1 * a)
             with self.amp():
                 mu, _ = self.model.encode(x)
                 logits = self.model.decode_logits(mu)
