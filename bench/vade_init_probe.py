@@ -3,9 +3,8 @@ shipped recipe): pretrain the MLP autoencoder on randomly rotated (+-10 degrees)
 digits, as DEC-DA does (Guo et al. 2018), and score the codes of all 70,000 images at checkpoints by
 
   - the diagonal GMM the recipe fits (aigc.train.vade_init.fit_diag_gmm), and
-  - spectral clustering of their 15-nearest-neighbour graph (self-tuning Gaussian weights, the 10
-    leading eigenvectors of the normalised affinity, k-means on the unit rows, the best of 5 starts
-    by inertia): a partition a GMM in code space cannot draw when the digits are not Gaussian blobs;
+  - spectral clustering of their 15-nearest-neighbour graph (aigc.train.vade_init.spectral_partition):
+    a partition a GMM in code space cannot draw when the digits are not Gaussian blobs;
 
 then, with --elbo N, start the prior from the spectral partition of the training codes (one M-step)
 and run N ELBO epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the test accuracy each epoch.
@@ -13,7 +12,9 @@ and run N ELBO epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the
     python -m bench.vade_init_probe --epochs 30 --elbo 5 [--augment 1.0] [--threads 1] [--save ae.safetensors]
     python -m bench.vade_init_probe --load ae.safetensors --elbo 5 --elbo-lr 2e-4 [--prior-lr 0]
 
-One JSON line per checkpoint / epoch. Measured: see bench/README.md ("VaDE: a better start").
+One JSON line per checkpoint / epoch. Measured: see bench/README.md ("VaDE: a better start"); the figures
+there were taken with this script's first version (commit 981393a: its own copies of the augmentation and
+the spectral clustering, since moved into the library with a tighter eigen-solve and a seeded start).
 """
 from __future__ import annotations
 
@@ -23,52 +24,17 @@ import math
 import time
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from scipy.sparse.linalg import eigsh
 
 from aigc.configs.vade import PRESETS
 from aigc.data.images import load_dataset
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import encode_means, fit_diag_gmm, gmm_from_partition, kmeans
+from aigc.train.augment import random_affine
+from aigc.train.vade_init import encode_means, fit_diag_gmm, gmm_from_partition, spectral_partition
 from bench.vade_fit import as_tensor, elbo_epoch, scores
-
-def affine(x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
-    """Each image rotated by up to 10 degrees and shifted by up to 10% of its side, times `strength`."""
-    n = x.shape[0]
-    ang = (torch.rand(n, generator=g) * 2 - 1) * math.radians(10) * strength
-    sh = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.2 * strength
-    c, s = ang.cos(), ang.sin()
-    theta = torch.stack([torch.stack([c, -s, sh[:, 0]], 1), torch.stack([s, c, sh[:, 1]], 1)], 1)
-    return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
-
-
-def spectral(z: torch.Tensor, k: int, g: torch.Generator, clusters: int = 10, starts: int = 5) -> torch.Tensor:
-    n, sq = z.shape[0], (z * z).sum(1)
-    idx, dist = [], []
-    for i in range(0, n, 2000):
-        d = sq[i:i + 2000, None] - 2 * z[i:i + 2000] @ z.T + sq[None]
-        v, j = d.topk(k + 1, largest=False)
-        idx.append(j[:, 1:])
-        dist.append(v[:, 1:].clamp_min(0))
-    nb, d2 = torch.cat(idx).numpy(), torch.cat(dist).numpy()
-    scale = np.sqrt(d2[:, -1]) + 1e-8                                   # each point's distance to its k-th neighbour
-    w = np.exp(-d2 / (scale[:, None] * scale[nb]))
-    a = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), nb.ravel())), shape=(n, n))
-    a = a.maximum(a.T)
-    dm = sp.diags(1 / np.sqrt(np.asarray(a.sum(1)).ravel()))
-    _, vecs = eigsh(dm @ a @ dm, k=clusters, which="LA", tol=1e-4)
-    e = torch.from_numpy(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).float()
-    best = None
-    for _ in range(starts):
-        lab = kmeans(e, clusters, g)
-        inertia = float(sum((e[lab == j] - e[lab == j].mean(0)).pow(2).sum() for j in range(clusters) if (lab == j).any()))
-        if best is None or inertia < best[0]:
-            best = (inertia, lab)
-    return best[1]
 
 
 def main(argv=None) -> None:
@@ -102,7 +68,8 @@ def main(argv=None) -> None:
         order = torch.randperm(len(x_train), generator=g)
         for i in range(0, len(order), 256):
             x = x_train[order[i:i + 256]].float().div(255.0)
-            x = affine(x, g, a.augment) if a.augment else x
+            x = random_affine(x, torch.rand(x.shape[0], 3, generator=g), 10.0 * a.augment, 0.1 * a.augment) \
+                if a.augment else x
             mu, _ = model.encode(x)
             loss = F.binary_cross_entropy_with_logits(model.decode_logits(mu), x, reduction="none").flatten(1).sum(1).mean()
             opt.zero_grad(set_to_none=True)
@@ -111,7 +78,7 @@ def main(argv=None) -> None:
         if epoch in checkpoints or epoch == a.epochs:
             z = encode_means(model, x_all)
             gm = fit_diag_gmm(z, 10, seed=0, n_init=3).assign(z).numpy()
-            spc = spectral(z, a.neighbours, g).numpy()
+            spc = spectral_partition(z, 10, neighbours=a.neighbours, seed=a.seed).numpy()
             print(json.dumps({"epoch": epoch, "cpu_min": round((time.process_time() - c0) / 60, 1),
                               "gmm_acc": round(cluster_accuracy(y_all, gm), 4), "gmm_nmi": round(nmi(y_all, gm), 4),
                               "spectral_acc": round(cluster_accuracy(y_all, spc), 4),
@@ -121,7 +88,7 @@ def main(argv=None) -> None:
     if not a.elbo:
         return
     z = encode_means(model, x_train)
-    fit = gmm_from_partition(z, spectral(z, a.neighbours, g), 10)
+    fit = gmm_from_partition(z, spectral_partition(z, 10, neighbours=a.neighbours, seed=a.seed), 10)
     model.set_prior(fit.weights.clamp_min(1e-6), fit.means, fit.variances)
     with torch.no_grad():                      # as init_prior_from_gmm: q(z|x) starts narrower than the clusters
         model.body.to_logvar.weight.zero_()
