@@ -171,6 +171,25 @@ def test_spectral_groups_what_a_gmm_splits():
         spectral_partition(z[:8], 2, neighbours=10)
 
 
+def test_groups_merge_along_the_strongest_joins():
+    import scipy.sparse as sp
+
+    from aigc.train.vade_init import _merge_groups
+
+    # four groups of 3 points: 0-1 joined strongly, 2-3 strongly, 1-2 weakly
+    lab = np.repeat(np.arange(4), 3)
+    a = np.zeros((12, 12))
+    for g in range(4):
+        a[3 * g:3 * g + 3, 3 * g:3 * g + 3] = 1.0
+    a[2, 3] = a[3, 2] = 0.9
+    a[8, 9] = a[9, 8] = 0.9
+    a[5, 6] = a[6, 5] = 0.01
+    merged = _merge_groups(sp.csr_matrix(a), lab, 2)
+    assert len(set(merged[:6])) == 1 and len(set(merged[6:])) == 1 and merged[0] != merged[6]
+    assert sorted(set(merged.tolist())) == [0, 1]
+    assert np.array_equal(_merge_groups(sp.csr_matrix(a), lab, 4), lab)       # nothing to merge
+
+
 def test_random_affine_moves_and_turns_pictures():
     from aigc.train.augment import random_affine
 

@@ -183,14 +183,17 @@ def knn_graph(z: torch.Tensor, k: int, chunk: int = 1000) -> tuple[torch.Tensor,
     return torch.cat(idx), torch.cat(dist)
 
 
-def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15, starts: int = 5,
+def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15, over: int = 3, starts: int = 5,
                        seed: int = 0) -> torch.Tensor:
     """Spectral clustering of the points z (N x D): their `neighbours`-nearest-neighbour graph with
     self-tuning Gaussian weights (Zelnik-Manor & Perona 2004: each point's scale is its distance to
-    its k-th neighbour), the leading eigenvectors of the normalised affinity (Ng, Jordan & Weiss 2001),
-    k-means on their unit-length rows, the best of `starts` seeded runs by inertia. Groups that
-    are connected but not Gaussian blobs (a digit written slanted and upright) stay one group,
-    where a GMM fitted to the points splits them. Returns each point's group (N)."""
+    its k-th neighbour), the leading `over` x n_clusters eigenvectors of the normalised affinity (Ng,
+    Jordan & Weiss 2001), k-means on their unit-length rows into as many groups (the best of `starts`
+    seeded runs by inertia), then the two groups the graph joins most strongly (their shared weight
+    over the smaller one's volume) merged until n_clusters are left. Groups that are connected but
+    not Gaussian blobs (a digit written slanted and upright) end as one, where a GMM fitted to the
+    points splits them; over-clustering first keeps k-means from joining two digits to make room for
+    such a split. Returns each point's group (N)."""
     import warnings
 
     import numpy as np
@@ -199,9 +202,9 @@ def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15
     from scipy.sparse.linalg import eigsh, lobpcg
 
     z = torch.as_tensor(z).detach().float().cpu()
-    n = z.shape[0]
-    if z.dim() != 2 or n <= max(neighbours, n_clusters) or neighbours < 1:
-        raise ValueError(f"need more points than the {neighbours} neighbours and {n_clusters} groups")
+    n, m = z.shape[0], max(1, int(over)) * n_clusters
+    if z.dim() != 2 or n <= max(neighbours, m) or neighbours < 1:
+        raise ValueError(f"need more points than the {neighbours} neighbours and {m} groups")
     if not torch.isfinite(z).all():
         raise ValueError("the points hold NaN or infinite values")
     nb, d2 = (t.numpy() for t in knn_graph(z, neighbours))
@@ -210,25 +213,47 @@ def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15
     a = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), neighbours), nb.ravel())), shape=(n, n))
     a = a.maximum(a.T)
     inv = sp.diags(1.0 / np.sqrt(np.asarray(a.sum(1)).ravel()))
-    m, rng = inv @ a @ inv, np.random.default_rng(seed)          # seeded starts, so runs repeat
+    mat, rng = inv @ a @ inv, np.random.default_rng(seed)          # seeded starts, so runs repeat
     if connected_components(a, directed=False)[0] > 1:
         # parts the graph does not join share the eigenvalue 1; one Lanczos start vector finds it
         # once (ARPACK), a block of starts finds every copy (LOBPCG)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)                # "not reaching the tolerance": near enough
-            _, vecs = lobpcg(m, rng.standard_normal((n, n_clusters)), largest=True, tol=1e-8, maxiter=1000)
+            _, vecs = lobpcg(mat, rng.standard_normal((n, m)), largest=True, tol=1e-8, maxiter=1000)
     else:
-        _, vecs = eigsh(m, k=n_clusters, which="LA", tol=1e-6, v0=rng.standard_normal(n))
+        _, vecs = eigsh(mat, k=m, which="LA", tol=1e-6, v0=rng.standard_normal(n))
     e = torch.from_numpy(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).float()
     g = torch.Generator().manual_seed(seed)
     best = None
     for _ in range(max(1, starts)):
-        lab = kmeans(e, n_clusters, g)
-        inertia = sum(float((e[lab == j] - e[lab == j].mean(0)).pow(2).sum())
-                      for j in range(n_clusters) if (lab == j).any())
+        lab = kmeans(e, m, g)
+        inertia = sum(float((e[lab == j] - e[lab == j].mean(0)).pow(2).sum()) for j in range(m) if (lab == j).any())
         if best is None or inertia < best[0]:
             best = (inertia, lab)
-    return best[1]
+    lab = torch.unique(best[1], return_inverse=True)[1].numpy()           # empty groups dropped
+    return torch.from_numpy(_merge_groups(a, lab, n_clusters)).long()
+
+
+def _merge_groups(a, lab, k: int):
+    """Join the groups `lab` of the graph `a` pairwise, the most strongly joined first, down to k."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    m = int(lab.max()) + 1
+    h = sp.csr_matrix((np.ones(len(lab)), (np.arange(len(lab)), lab)), shape=(len(lab), m))
+    w = (h.T @ a @ h).toarray()
+    vol = w.sum(1)
+    alive = list(range(m))
+    owner = np.arange(m)
+    while len(alive) > k:
+        pairs = [(w[p, q] / max(min(vol[p], vol[q]), 1e-12), p, q) for i, p in enumerate(alive) for q in alive[i + 1:]]
+        _, p, q = max(pairs)
+        w[p] += w[q]
+        w[:, p] += w[:, q]
+        vol[p] += vol[q]
+        owner[owner == q] = p
+        alive.remove(q)
+    return np.searchsorted(np.array(alive), owner)[lab]
 
 
 def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1, iters: int = 300,
