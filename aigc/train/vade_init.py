@@ -212,7 +212,7 @@ def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15
     w = np.exp(-d2.astype(np.float64) / (scale[:, None] * scale[nb]))
     a = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), neighbours), nb.ravel())), shape=(n, n))
     a = a.maximum(a.T)
-    inv = sp.diags(1.0 / np.sqrt(np.asarray(a.sum(1)).ravel()))
+    inv = sp.diags(1.0 / np.sqrt(np.maximum(np.asarray(a.sum(1)).ravel(), 1e-12)))   # an isolated point: no NaN
     mat, rng = inv @ a @ inv, np.random.default_rng(seed)          # seeded starts, so runs repeat
     if connected_components(a, directed=False)[0] > 1:
         # parts the graph does not join share the eigenvalue 1; one Lanczos start vector finds it

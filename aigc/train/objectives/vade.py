@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aigc.train.objectives.base import Objective
 from aigc.train.augment import random_affine
+from aigc.train.objectives.base import Objective
 from aigc.train.options import VaDEOptions
 from aigc.train.vade_init import init_prior_from_gmm
 
