@@ -13,8 +13,8 @@ and run N ELBO epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the
     python -m bench.vade_init_probe --load ae.safetensors --elbo 5 --elbo-lr 2e-4 [--prior-lr 0]
 
 One JSON line per checkpoint / epoch. Measured: see bench/README.md ("VaDE: a better start"); the figures
-there were taken with this script's first version (commit 981393a: its own copies of the augmentation and
-the spectral clustering, since moved into the library with a tighter eigen-solve and a seeded start).
+there were taken with this script's first version (commit 981393a: its own pretraining loop and copies of the
+augmentation and the spectral clustering, since the library's, with a tighter eigen-solve and a seeded start).
 """
 from __future__ import annotations
 
@@ -25,15 +25,13 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from aigc.configs.vade import PRESETS
 from aigc.data.images import load_dataset
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.augment import random_affine
-from aigc.train.vade_init import encode_means, fit_diag_gmm, gmm_from_partition, spectral_partition
+from aigc.train.vade_init import encode_means, fit_diag_gmm, gmm_from_partition, pretrain_autoencoder, spectral_partition
 from bench.vade_fit import as_tensor, elbo_epoch, scores
 
 
@@ -59,30 +57,24 @@ def main(argv=None) -> None:
     x_train, x_test = as_tensor(train), as_tensor(test)
     x_all, y_all = torch.cat([x_train, x_test]), np.concatenate([train.labels, test.labels])
     model = VaDE(VaDEConfig(**PRESETS["mnist"]))
-    opt = torch.optim.Adam([q for n, q in model.named_parameters() if not n.startswith("prior_")], lr=1e-3)
     c0 = time.process_time()
+
+    def score_codes(epoch: int, _loss: float) -> None:
+        epoch += 1
+        if epoch not in checkpoints and epoch != a.epochs:
+            return
+        z = encode_means(model, x_all)
+        gm = fit_diag_gmm(z, 10, seed=0, n_init=3).assign(z).numpy()
+        spc = spectral_partition(z, 10, neighbours=a.neighbours, seed=a.seed).numpy()
+        print(json.dumps({"epoch": epoch, "cpu_min": round((time.process_time() - c0) / 60, 1),
+                          "gmm_acc": round(cluster_accuracy(y_all, gm), 4), "gmm_nmi": round(nmi(y_all, gm), 4),
+                          "spectral_acc": round(cluster_accuracy(y_all, spc), 4),
+                          "spectral_nmi": round(nmi(y_all, spc), 4)}), flush=True)
+
     if a.load:
         model.load_state_dict(load_file(a.load))
-    for epoch in range(1, 0 if a.load else a.epochs + 1):
-        model.train()
-        order = torch.randperm(len(x_train), generator=g)
-        for i in range(0, len(order), 256):
-            x = x_train[order[i:i + 256]].float().div(255.0)
-            x = random_affine(x, torch.rand(x.shape[0], 3, generator=g), 10.0 * a.augment, 0.1 * a.augment) \
-                if a.augment else x
-            mu, _ = model.encode(x)
-            loss = F.binary_cross_entropy_with_logits(model.decode_logits(mu), x, reduction="none").flatten(1).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if epoch in checkpoints or epoch == a.epochs:
-            z = encode_means(model, x_all)
-            gm = fit_diag_gmm(z, 10, seed=0, n_init=3).assign(z).numpy()
-            spc = spectral_partition(z, 10, neighbours=a.neighbours, seed=a.seed).numpy()
-            print(json.dumps({"epoch": epoch, "cpu_min": round((time.process_time() - c0) / 60, 1),
-                              "gmm_acc": round(cluster_accuracy(y_all, gm), 4), "gmm_nmi": round(nmi(y_all, gm), 4),
-                              "spectral_acc": round(cluster_accuracy(y_all, spc), 4),
-                              "spectral_nmi": round(nmi(y_all, spc), 4)}), flush=True)
+    else:
+        pretrain_autoencoder(model, x_train, a.epochs, seed=a.seed, augment=a.augment, on_epoch=score_codes)
     if a.save:
         save_file(model.state_dict(), a.save)
     if not a.elbo:

@@ -213,6 +213,9 @@ def test_pretrain_then_gmm_init_sets_the_prior():
     images = (torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(7)) * 255).to(torch.uint8)
     losses = pretrain_autoencoder(model, images, epochs=2, batch_size=16)
     assert len(losses) == 2 and losses[1] < losses[0]
+    moved = [pretrain_autoencoder(tiny("mlp"), images, epochs=1, batch_size=16, augment=1.0) for _ in range(2)]
+    plain = pretrain_autoencoder(tiny("mlp"), images, epochs=1, batch_size=16)
+    assert moved[0] == moved[1] and moved[0] != plain            # moved pictures, the same moves for one seed
     fit = init_prior_from_gmm(model, images)
     torch.testing.assert_close(model.prior_mu.detach(), fit.means)
     torch.testing.assert_close(torch.softmax(model.prior_logits, 0).detach(), fit.weights / fit.weights.sum())

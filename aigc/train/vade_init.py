@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from aigc.train.augment import random_affine
+
 
 @dataclass
 class GMMFit:
@@ -42,9 +44,12 @@ def _check_images(model, images: torch.Tensor) -> None:
 
 
 def pretrain_autoencoder(model, images: torch.Tensor, epochs: int, *, batch_size: int = 256, lr: float = 1e-3,
-                         seed: int = 0, on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+                         seed: int = 0, augment: float = 0.0,
+                         on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
     """Train encoder mean and decoder as a deterministic autoencoder (x -> mu -> x, Bernoulli
-    reconstruction on [0, 1] pixels) for `epochs` passes; returns each epoch's mean loss."""
+    reconstruction on [0, 1] pixels) for `epochs` passes; returns each epoch's mean loss.
+    `augment` > 0: each batch rotated and shifted first (random_affine at that strength, as the
+    vade objective's --pretrain-augment), the moved picture in and out."""
     _check_images(model, images)
     g = torch.Generator().manual_seed(seed)
     params = [p for n, p in model.named_parameters() if not n.startswith("prior_")]
@@ -56,6 +61,8 @@ def pretrain_autoencoder(model, images: torch.Tensor, epochs: int, *, batch_size
         total, count = 0.0, 0
         for i in range(0, len(order), batch_size):
             x = _float_batch(images[order[i:i + batch_size]]).to(model.device)
+            if augment:
+                x = random_affine(x, torch.rand(x.shape[0], 3, generator=g), 10.0 * augment, 0.1 * augment)
             mu, _ = model.encode(x)
             loss = F.binary_cross_entropy_with_logits(model.decode_logits(mu).float(), x,
                                                       reduction="none").flatten(1).sum(1).mean()
