@@ -288,8 +288,8 @@ def run_vade(out, steps: int, pretrain: int = 4, resume=None, **extra):
     from aigc.train.loop import TrainOptions, train
 
     opts = TrainOptions(model="vade", data="toy", out=str(out), tiny=True, max_steps=steps, batch_size=16,
-                        pretrain_steps=pretrain, gmm_images=64, gmm_n_init=1, progress=False, log_every=1,
-                        sample_every=1000, ckpt_every=1000, **extra)
+                        pretrain_steps=pretrain, gmm_n_init=1, progress=False, log_every=1,
+                        sample_every=1000, ckpt_every=1000, **{"gmm_images": 64, **extra})
     return train(opts, data=toy_data(), resume=resume)
 
 
@@ -344,6 +344,12 @@ def test_a_zero_prior_rate_keeps_the_mixture_as_initialised(tmp_path, one_thread
     assert all(torch.equal(a, b) for a, b in zip(start, kept))
     assert not all(torch.equal(a, b) for a, b in zip(start, moved))
     assert not torch.equal(head, checkpoint.from_pretrained(tmp_path / "a" / "model").body.to_logvar.bias)
+
+
+def test_too_few_images_for_the_spectral_start_are_refused_before_pretraining(tmp_path, one_thread):
+    with pytest.raises(ValueError, match="use at least 16, not 12"):       # tiny: 3 clusters, 15 neighbours
+        run_vade(tmp_path / "run", 8, 4, prior_init="spectral", gmm_images=12)
+    assert not (tmp_path / "run" / "state.pt").exists()
 
 
 def test_objective_options_are_resolved_and_checked():

@@ -190,6 +190,11 @@ def knn_graph(z: torch.Tensor, k: int, chunk: int = 1000) -> tuple[torch.Tensor,
     return torch.cat(idx), torch.cat(dist)
 
 
+def spectral_min_points(n_clusters: int, neighbours: int = 15, over: int = 3) -> int:
+    """The fewest points spectral_partition can group into n_clusters."""
+    return max(neighbours, max(1, int(over)) * n_clusters) + 1
+
+
 def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15, over: int = 3, starts: int = 5,
                        seed: int = 0) -> torch.Tensor:
     """Spectral clustering of the points z (N x D): their `neighbours`-nearest-neighbour graph with
@@ -210,7 +215,7 @@ def spectral_partition(z: torch.Tensor, n_clusters: int, *, neighbours: int = 15
 
     z = torch.as_tensor(z).detach().float().cpu()
     n, m = z.shape[0], max(1, int(over)) * n_clusters
-    if z.dim() != 2 or n <= max(neighbours, m) or neighbours < 1:
+    if z.dim() != 2 or n < spectral_min_points(n_clusters, neighbours, over) or neighbours < 1:
         raise ValueError(f"need more points than the {neighbours} neighbours and {m} groups")
     if not torch.isfinite(z).all():
         raise ValueError("the points hold NaN or infinite values")

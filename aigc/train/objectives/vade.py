@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from aigc.train.augment import random_affine
 from aigc.train.objectives.base import Objective
 from aigc.train.options import VaDEOptions
-from aigc.train.vade_init import init_prior_from_gmm
+from aigc.train.vade_init import init_prior_from_gmm, spectral_min_points
 
 PRETRAIN, ELBO = "pretrain", "elbo"
 
@@ -48,6 +48,11 @@ class VaDEObjective(Objective):
             groups = [{"params": [p for n, p in params if not n.startswith("prior_")]},
                       {"params": [p for n, p in params if n.startswith("prior_")], "scale": options.prior_lr_scale}]
         self.add_optimizer(ELBO, torch.optim.Adam(groups, lr=self.lr, eps=1e-4), self.lr)
+        need = spectral_min_points(model.n_clusters)
+        if options.prior_init == "spectral" and options.gmm_images and options.gmm_images < need:
+            # found now, not after the pretraining
+            raise ValueError(f"--prior-init spectral groups the codes of --gmm-images images: "
+                             f"use at least {need}, not {options.gmm_images}")
         self.phase = ELBO if options.gmm_images == 0 and options.pretrain_steps == 0 else PRETRAIN
         self.gmm: dict = {}
         self.data = None
