@@ -4,11 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import distributions as D
 
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import fit_diag_gmm, gmm_from_partition, init_prior_from_gmm, pretrain_autoencoder
+from aigc.train.vade_init import (encode_means, fit_diag_gmm, gmm_from_partition, init_prior_from_gmm,
+                                  pretrain_autoencoder)
 
 TINY = {"conv": {"arch": "conv", "width": 4, "hidden": 16, "latent_dim": 3, "n_clusters": 3},
         "mlp": {"arch": "mlp", "mlp_hidden": [32, 16], "latent_dim": 3, "n_clusters": 3}}
@@ -171,23 +173,28 @@ def test_spectral_groups_what_a_gmm_splits():
         spectral_partition(z[:8], 2, neighbours=10)
 
 
-def test_groups_merge_along_the_strongest_joins():
+def test_a_small_fragment_joins_its_strongest_neighbour_before_two_whole_groups_join():
     import scipy.sparse as sp
 
     from aigc.train.vade_init import _merge_groups
 
-    # four groups of 3 points: 0-1 joined strongly, 2-3 strongly, 1-2 weakly
-    lab = np.repeat(np.arange(4), 3)
-    a = np.zeros((12, 12))
-    for g in range(4):
-        a[3 * g:3 * g + 3, 3 * g:3 * g + 3] = 1.0
-    a[2, 3] = a[3, 2] = 0.9
-    a[8, 9] = a[9, 8] = 0.9
-    a[5, 6] = a[6, 5] = 0.01
+    # A (points 0-5) and B (6-11) are whole groups joined by two strong links (4 with 9); C (12-15),
+    # a fragment of A (a slanted 1), hangs on A by a weaker link and on B by a weaker one still
+    lab = np.array([0] * 6 + [1] * 6 + [2] * 4)
+    a = np.zeros((16, 16))
+    for lo, hi in ((0, 6), (6, 12), (12, 16)):
+        a[lo:hi, lo:hi] = 1.0
+    for i, j, v in ((5, 6, 0.9), (4, 7, 0.9), (12, 0, 0.3), (13, 11, 0.05)):
+        a[i, j] = a[j, i] = v
     merged = _merge_groups(sp.csr_matrix(a), lab, 2)
-    assert len(set(merged[:6])) == 1 and len(set(merged[6:])) == 1 and merged[0] != merged[6]
+    assert len(set(merged[:6].tolist() + merged[12:].tolist())) == 1            # C went to A
+    assert len(set(merged[6:12])) == 1 and merged[0] != merged[6]               # B stays apart
     assert sorted(set(merged.tolist())) == [0, 1]
-    assert np.array_equal(_merge_groups(sp.csr_matrix(a), lab, 4), lab)       # nothing to merge
+    assert np.array_equal(_merge_groups(sp.csr_matrix(a), lab, 3), lab)       # nothing to merge
+    # the rule the start used before (the two most strongly joined groups first) joins A with B here
+    w = np.array([[a[lab == p][:, lab == q].sum() for q in range(3)] for p in range(3)])
+    vol = w.sum(1)
+    assert w[0, 1] / min(vol[0], vol[1]) > w[0, 2] / min(vol[0], vol[2])
 
 
 def test_random_affine_moves_and_turns_pictures():
@@ -226,6 +233,50 @@ def test_pretrain_then_gmm_init_sets_the_prior():
     torch.testing.assert_close(model.prior_mu.detach(), spec.means)
     with pytest.raises(ValueError, match="gmm or spectral"):
         init_prior_from_gmm(model, images, method="kmeans")
+
+
+def test_a_given_cluster_posterior_replaces_p_c_given_z_in_the_elbo():
+    model = tiny("mlp")
+    random_prior(model)
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    eps = torch.randn(5, model.latent_dim, generator=torch.Generator().manual_seed(4))
+    own = model(x, eps=eps)
+    given = model(x, eps=eps, gamma=own["gamma"])
+    torch.testing.assert_close(given["kl"], own["kl"])
+    onehot = F.one_hot(torch.tensor([0, 1, 2, 0, 1]), 3).float()
+    fixed = model(x, eps=eps, gamma=onehot)
+    mu, logvar = model.encode(x)
+    log_pi, m, lv = model.prior()
+    c = torch.tensor([0, 1, 2, 0, 1])
+    direct = 0.5 * (lv[c] - logvar + (logvar.exp() + (mu - m[c]) ** 2) / lv[c].exp() - 1).sum(1) - log_pi[c]
+    torch.testing.assert_close(fixed["kl"], direct)                # KL to the one given component, - log pi_c
+    with pytest.raises(ValueError, match="N x 3"):
+        model(x, eps=eps, gamma=onehot[:4])
+
+
+def test_guiding_the_codes_to_given_groups_makes_the_mixture_find_them():
+    from aigc.train.vade_init import guide_to_groups
+
+    g = torch.Generator().manual_seed(5)
+    images = (torch.rand(48, 1, 28, 28, generator=g) * 255).to(torch.uint8)
+    groups = torch.randint(0, 3, (48,), generator=g)               # groups the pictures do not show
+    model = tiny("mlp")
+    pretrain_autoencoder(model, images, epochs=2, batch_size=16)
+    model.set_prior(torch.ones(3), 3 * torch.eye(3), torch.full((3, 3), 0.1))          # three apart
+    before = cluster_accuracy(groups.numpy(), model.predict(images.float() / 255).numpy())
+    prior = [p.detach().clone() for p in (model.prior_logits, model.prior_mu, model.prior_logvar)]
+    losses = guide_to_groups(model, images, groups, 30, batch_size=16, lr=3e-3)
+    assert len(losses) == 30 and losses[-1] < losses[0]
+    assert all(torch.equal(a, b.detach()) for a, b in zip(prior, (model.prior_logits, model.prior_mu, model.prior_logvar)))
+    after = cluster_accuracy(groups.numpy(), model.predict(images.float() / 255).numpy())
+    assert before < 0.7 and after > 0.9
+    refit = gmm_from_partition(encode_means(model, images), groups, 3)                  # as the start refits
+    assert cluster_accuracy(groups.numpy(), refit.assign(encode_means(model, images)).numpy()) > 0.9
+    assert len(guide_to_groups(tiny("mlp"), images, groups, 1.5, batch_size=16)) == 2      # a last half pass
+    with pytest.raises(ValueError, match="one group in 0..2"):
+        guide_to_groups(model, images, groups[:10], 1)
+    with pytest.raises(ValueError, match="spectral"):
+        init_prior_from_gmm(model, images, guide_epochs=1)
 
 
 def test_cluster_accuracy_matches_clusters_to_labels():
@@ -314,9 +365,10 @@ def test_trains_through_the_loop_with_a_phase_switch(tmp_path, one_thread):
 
 
 SPECTRAL = {"prior_init": "spectral", "pretrain_augment": 1.0, "prior_lr_scale": 0.0}
+GUIDED = {**SPECTRAL, "prior_guide_epochs": 0.5}
 
 
-@pytest.mark.parametrize("pretrain,extra", [(2, {}), (4, {}), (6, {}), (4, SPECTRAL), (6, SPECTRAL)])
+@pytest.mark.parametrize("pretrain,extra", [(2, {}), (4, {}), (6, {}), (4, SPECTRAL), (6, SPECTRAL), (4, GUIDED)])
 def test_resume_across_the_phase_switch_is_exact(tmp_path, pretrain, extra, one_thread):
     """The switch before, at and after the resumed step: 8 straight steps == 4 + resume + 4 (also with
     augmented pretraining and the spectral start, whose draws must repeat as well)."""
@@ -346,6 +398,15 @@ def test_a_zero_prior_rate_keeps_the_mixture_as_initialised(tmp_path, one_thread
     assert not torch.equal(head, checkpoint.from_pretrained(tmp_path / "a" / "model").body.to_logvar.bias)
 
 
+def test_the_guided_start_moves_the_codes_at_the_switch(tmp_path, one_thread):
+    from aigc import checkpoint
+
+    plain = checkpoint.from_pretrained(run_vade(tmp_path / "a", 5, 4, **SPECTRAL))     # the switch, one ELBO step
+    guided = checkpoint.from_pretrained(run_vade(tmp_path / "b", 5, 4, **GUIDED))
+    assert not torch.equal(plain.body.to_mu.weight, guided.body.to_mu.weight)
+    assert not torch.equal(plain.prior_mu, guided.prior_mu)                           # refitted to the moved codes
+
+
 def test_too_few_images_for_the_spectral_start_are_refused_before_pretraining(tmp_path, one_thread):
     with pytest.raises(ValueError, match="use at least 16, not 12"):       # tiny: 3 clusters, 15 neighbours
         run_vade(tmp_path / "run", 8, 4, prior_init="spectral", gmm_images=12)
@@ -362,7 +423,9 @@ def test_objective_options_are_resolved_and_checked():
     assert tune.pretrain_steps == 0 and tune.gmm_images == 0
     assert VaDEObjective.resolve(VaDEOptions(), 10 ** 9, fine_tune=False).pretrain_steps == 10_000
     for bad in ({"pretrain_steps": -1}, {"gmm_images": 10 ** 6}, {"lr_step_gamma": 0.0}, {"prior_init": "kmeans"},
-                {"pretrain_augment": -1.0}, {"pretrain_augment": True}, {"prior_lr_scale": -0.5}):
+                {"pretrain_augment": -1.0}, {"pretrain_augment": True}, {"prior_lr_scale": -0.5},
+                {"prior_guide_epochs": 1.0}, {"prior_guide_epochs": -1.0, "prior_init": "spectral"},
+                {"prior_guide_epochs": 21.0, "prior_init": "spectral"}):
         with pytest.raises(ValueError):
             VaDEOptions(**{"pretrain_steps": 1, "gmm_images": 1, **bad}).check()
 

@@ -68,6 +68,10 @@ def _register_objective_flags(s) -> None:
     s.add_argument("--prior-lr-scale", type=float, default=1.0,
                    help="vade: the ELBO's rate for the mixture (weights, means, variances) times this; 0 keeps "
                         "the mixture as initialised while the networks fit it (default 1)")
+    s.add_argument("--prior-guide-epochs", type=float, default=0.0,
+                   help="vade, with --prior-init spectral: at the switch, ELBO passes over the grouped images "
+                        "with each image's cluster fixed to its spectral group, then the mixture refitted "
+                        "(default 0: none)")
     s.add_argument("--gmm-images", type=int, default=None,
                    help="vade: training images the GMM is fitted to (default 10,000; 0: keep the prior as it is)")
 
@@ -88,7 +92,7 @@ def cmd_train(args) -> int:
         gan_loss=args.gan_loss, r1=args.r1, r1_every=args.r1_every, adam_beta1=args.adam_beta1,
         instance_noise=args.instance_noise, iwae_k=args.iwae_k, pretrain_steps=args.pretrain_steps,
         gmm_images=args.gmm_images, prior_init=args.prior_init, pretrain_augment=args.pretrain_augment,
-        prior_lr_scale=args.prior_lr_scale,
+        prior_lr_scale=args.prior_lr_scale, prior_guide_epochs=args.prior_guide_epochs,
         **({} if args.mode_seeking is None else {"mode_seeking": args.mode_seeking}),
         progress=not args.no_progress)
     if args.resume is not None:

@@ -153,12 +153,13 @@ class VaDE(GenerativeModel):
         return self.cluster_posterior(x, batch).argmax(-1)
 
     # -- the ELBO (the paper's eq. 17) -------------------------------------------------------------
-    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None) -> dict:
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None, gamma: torch.Tensor | None = None) -> dict:
         """Negative ELBO pieces per image (nats) for pixels x in [0, 1] (binarised or not).
 
         rec = -log p(x|z) with z = mu + eps * sigma (one sample, eps drawn here if not given);
         kl = KL(q(z, c|x) || p(z, c)) = sum_c gamma_c KL(q(z|x) || p(z|c)) + KL(gamma || pi),
-        with gamma = p(c|z) at the same z (eq. 16). rec + kl is the negative of eq. 17."""
+        with gamma = p(c|z) at the same z (eq. 16), or the given q(c|x) (N x K rows summing to 1,
+        e.g. one-hot groups found elsewhere). rec + kl is the negative of eq. 17."""
         mu, logvar = self.encode(x)
         mu, logvar = mu.float(), logvar.float()   # the KL and the noise stay in fp32 under autocast
         if eps is None:
@@ -167,8 +168,14 @@ class VaDE(GenerativeModel):
         logits = self.decode_logits(z)
         rec = F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
         log_pi, m, lv = self.prior()
-        log_gamma = F.log_softmax(self.log_joint(z), -1)                    # N, K
-        gamma = log_gamma.exp()
+        if gamma is None:
+            log_gamma = F.log_softmax(self.log_joint(z), -1)                # N, K
+            gamma = log_gamma.exp()
+        else:
+            gamma = gamma.to(mu.device, torch.float32)
+            if gamma.shape != (mu.shape[0], self.n_clusters):
+                raise ValueError(f"gamma must be N x {self.n_clusters}, not {tuple(gamma.shape)}")
+            log_gamma = gamma.clamp_min(1e-30).log()                          # 0 log 0 = 0 below
         diff2 = (mu.unsqueeze(1) - m).pow(2)                                 # N, K, D
         kl_comp = 0.5 * (lv - logvar.unsqueeze(1) + (logvar.exp().unsqueeze(1) + diff2) / lv.exp() - 1.0).sum(-1)
         kl_z = (gamma * kl_comp).sum(1)

@@ -73,6 +73,7 @@ class VaDEOptions:
     prior_init: str = "gmm"           # gmm: EM on the codes (the paper's); spectral: the groups of their kNN graph
     pretrain_augment: float = 0.0     # pretraining on rotated (+-10 deg) and shifted (+-10%) pictures, times this
     prior_lr_scale: float = 1.0       # the ELBO's rate for the mixture itself, times this (0: it stays as initialised)
+    prior_guide_epochs: float = 0.0   # spectral start: ELBO passes with q(c|x) fixed to the groups, at the switch
     lr_step_epochs: float = 5.0       # the ELBO's rate decays every this many epochs (recipe "cpu")
     lr_step_gamma: float = 0.9        # ... by this factor (the paper's)
 
@@ -91,6 +92,12 @@ class VaDEOptions:
         r = self.prior_lr_scale
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r <= 10:
             raise ValueError(f"--prior-lr-scale must be a number from 0 to 10, not {r!r}")
+        e = self.prior_guide_epochs
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e <= 20:
+            raise ValueError(f"--prior-guide-epochs must be a number from 0 to 20, not {e!r}")
+        if e and self.prior_init != "spectral":
+            raise ValueError("--prior-guide-epochs guides the codes to the spectral groups: use it with "
+                             "--prior-init spectral")
         if not (self.lr_step_epochs > 0 and 0 < self.lr_step_gamma <= 1):
             raise ValueError("the VaDE rate decays every > 0 epochs by a factor in (0, 1]")
 

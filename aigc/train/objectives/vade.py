@@ -89,7 +89,8 @@ class VaDEObjective(Objective):
         """Fit the mixture to the codes and start the ELBO (no fit when gmm_images is 0)."""
         if self.options.gmm_images:
             fit = init_prior_from_gmm(self.model, self.gmm_sample(), seed=0, n_init=self.options.gmm_n_init,
-                                      method=self.options.prior_init)
+                                      method=self.options.prior_init,
+                                      guide_epochs=self.options.prior_guide_epochs)
             self.gmm = {"gmm_ll": round(fit.log_likelihood, 6), "gmm_iters": int(fit.n_iter),
                         "gmm_images": int(min(self.options.gmm_images, len(self.data.images)))}
         self.phase = ELBO
