@@ -7,10 +7,11 @@ digits, as DEC-DA does (Guo et al. 2018), and score the codes of all 70,000 imag
     a partition a GMM in code space cannot draw when the digits are not Gaussian blobs;
 
 then, with --elbo N, start the prior from the spectral partition of the training codes (one M-step; with
---guide E, after E ELBO passes with q(c|x) fixed to the groups, as `--prior-guide-epochs`) and run N ELBO epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the test accuracy each epoch.
+--guide E, after E ELBO passes with q(c|x) fixed to the groups, as `--prior-guide-epochs`) and run N ELBO
+epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the test accuracy each epoch.
 
     python -m bench.vade_init_probe --epochs 30 --elbo 5 [--augment 1.0] [--threads 1] [--save ae.safetensors]
-    python -m bench.vade_init_probe --load ae.safetensors --elbo 5 --elbo-lr 2e-4 [--prior-lr 0]
+    python -m bench.vade_init_probe --load ae.safetensors --elbo 5 --elbo-lr 2e-4 [--prior-lr 0] [--guide 8]
 
 One JSON line per checkpoint / epoch. Measured: see bench/README.md ("VaDE: a better start"); the figures
 there were taken with this script's first version (commit 981393a: its own pretraining loop and copies of the

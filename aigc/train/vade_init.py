@@ -102,7 +102,7 @@ def guide_to_groups(model, images: torch.Tensor, labels: torch.Tensor, epochs: f
             order = torch.randperm(images.shape[0], generator=g)
         idx = order[i * batch_size:(i + 1) * batch_size]
         x = _float_batch(images[idx]).to(model.device)
-        eps = torch.randn(x.shape[0], model.latent_dim, generator=g)
+        eps = torch.randn(x.shape[0], model.latent_dim, generator=g).to(x.device)
         out = model(x, eps=eps, gamma=F.one_hot(labels[idx], model.n_clusters).float())
         loss = (out["rec"] + out["kl"]).mean()
         opt.zero_grad(set_to_none=True)
