@@ -407,6 +407,21 @@ def test_the_guided_start_moves_the_codes_at_the_switch(tmp_path, one_thread):
     assert not torch.equal(plain.prior_mu, guided.prior_mu)                           # refitted to the moved codes
 
 
+def test_the_switch_runs_once_when_it_is_the_first_step(tmp_path, one_thread, monkeypatch):
+    """A run --init-from a VaDE with --pretrain-steps 0 switches on its first step; the FLOP count of
+    the first step used to run the whole mixture fit (and its guided passes) a second time."""
+    import json
+
+    import aigc.train.objectives.vade as objective
+
+    calls = []
+    real = objective.init_prior_from_gmm
+    monkeypatch.setattr(objective, "init_prior_from_gmm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run_vade(tmp_path / "run", 3, 0, **GUIDED)
+    assert len(calls) == 1
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["flops_per_step"] > 0   # counted on step 1
+
+
 def test_too_few_images_for_the_spectral_start_are_refused_before_pretraining(tmp_path, one_thread):
     with pytest.raises(ValueError, match="use at least 16, not 12"):       # tiny: 3 clusters, 15 neighbours
         run_vade(tmp_path / "run", 8, 4, prior_init="spectral", gmm_images=12)

@@ -280,7 +280,9 @@ class Run:
     def _one_step(self) -> dict:
         rng = StepRNG(self.opts.seed, self.step, self.device, self.info.rank, self.info.world)
         x, y = self.batch(self.step, rng)
-        if self.flops_per_step is None:   # every rank: the counted step runs DDP collectives
+        # every rank: the counted step runs DDP collectives; a one-off step (a VaDE's switch, with
+        # its spectral fit and guided passes) would be run twice and counted wrong, so the next is
+        if self.flops_per_step is None and not self.objective.one_off_step(self.step):
             self.flops_per_step = self._count_flops(x, y, rng)
             rng = StepRNG(self.opts.seed, self.step, self.device, self.info.rank, self.info.world)
         logs = self.objective.step(x, y, rng, self.step)

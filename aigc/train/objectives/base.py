@@ -75,6 +75,10 @@ class Objective:
     def step(self, x, y, rng, step: int) -> dict:
         raise NotImplementedError
 
+    def one_off_step(self, step: int) -> bool:
+        """Whether `step` also does one-off work (a VaDE's mixture fit): not a step to count FLOPs on."""
+        return False
+
     def state_dict(self) -> dict:
         return {k: o.state_dict() for k, o in self.optimizers.items()}
 

@@ -110,9 +110,12 @@ class VaDEObjective(Objective):
     def current_lr(self) -> float:
         return self.optimizers[self.phase].param_groups[0]["lr"]
 
+    def one_off_step(self, step: int) -> bool:
+        return self.phase == PRETRAIN and step >= self.options.pretrain_steps
+
     def step(self, x, y, rng, step):
         logs = {}
-        if self.phase == PRETRAIN and step >= self.options.pretrain_steps:
+        if self.one_off_step(step):
             self.fit_prior()
             logs.update({k: v for k, v in self.gmm.items() if k == "gmm_ll"})
         self.set_lr(step)
