@@ -13,9 +13,10 @@ epochs (the paper's Adam 2e-3, x0.9 every 5 epochs), printing the test accuracy 
     python -m bench.vade_init_probe --epochs 30 --elbo 5 [--augment 1.0] [--threads 1] [--save ae.safetensors]
     python -m bench.vade_init_probe --load ae.safetensors --elbo 5 --elbo-lr 2e-4 [--prior-lr 0] [--guide 8]
 
-One JSON line per checkpoint / epoch. Measured: see bench/README.md ("VaDE: a better start"); the figures
-there were taken with this script's first version (commit 981393a: its own pretraining loop and copies of the
-augmentation and the spectral clustering, since the library's, with a tighter eigen-solve and a seeded start).
+One JSON line per checkpoint / epoch (with --load, first the loaded codes' spectral groups on the training
+images). Measured: see bench/README.md ("VaDE: a better start": figures from this script's first version, commit
+981393a, with its own copies of the pretraining loop, the augmentation and the spectral clustering; "Guided passes
+and a second start" and "The merge that joined 4 with 9": this version).
 """
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ def main(argv=None) -> None:
 
     if a.load:
         model.load_state_dict(load_file(a.load))
+        z = encode_means(model, x_train)                 # the loaded codes' groups, training images only
+        spc = spectral_partition(z, 10, neighbours=a.neighbours, seed=a.seed).numpy()
+        print(json.dumps({"loaded": a.load, "train_spectral_acc": round(cluster_accuracy(train.labels, spc), 4)}),
+              flush=True)
     else:
         pretrain_autoencoder(model, x_train, a.epochs, seed=a.seed, augment=a.augment, on_epoch=score_codes)
     if a.save:

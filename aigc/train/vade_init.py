@@ -290,7 +290,7 @@ def _merge_groups(a, lab, k: int):
     the graph `a` with, until k are left. Over-clustering cuts a digit that is a continuum (1s from
     upright to slanted) into small fragments: each belongs with its strongest neighbour. Joining the
     two most strongly joined groups first instead joined two whole digits (4 with 9) while a fragment
-    was left alone (bench/README.md, "VaDE: a better start")."""
+    was left alone (bench/README.md, "The merge that joined 4 with 9")."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -330,6 +330,8 @@ def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: i
     guide_epochs > 0 (spectral only): then guide_to_groups for that many passes over `images`, and
     the mixture fitted again to the moved codes of the same groups."""
     _check_images(model, images)
+    if guide_epochs and method != "spectral":           # refused before the fit, not after it
+        raise ValueError("guiding the codes to their groups needs the spectral start's groups")
     z = encode_means(model, images)
     if method == "gmm":
         fit = fit_diag_gmm(z, model.n_clusters, iters=iters, seed=seed, n_init=n_init)
@@ -338,8 +340,6 @@ def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: i
                                  model.n_clusters)
     else:
         raise ValueError(f"unknown prior initialisation {method!r} (gmm or spectral)")
-    if guide_epochs and method != "spectral":
-        raise ValueError("guiding the codes to their groups needs the spectral start's groups")
     model.set_prior(fit.weights.clamp_min(1e-6), fit.means, fit.variances)
     head = model.body.to_logvar
     with torch.no_grad():
