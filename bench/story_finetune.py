@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=None, help="while fine-tuning only (default: the recipe's)")
     ap.add_argument("--train-layers", default=None, help="all | no-embeddings | top-N (default: the recipe's)")
     ap.add_argument("--rehearsal", type=float, default=None, help="share of each batch from the base's corpus")
+    ap.add_argument("--rehearsal-like", type=int, default=None,
+                    help="rehearse the corpus's paragraphs most like the story, this many characters (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
@@ -83,7 +85,7 @@ def main() -> None:
     t = time.time()
     spec = FinetuneSpec(base=str(base), data=story_path, out=out / "run", steps=a.steps, max_minutes=a.max_minutes,
                         lr=a.lr, patience=a.patience, eval_every=a.eval_every, batch_size=a.batch_size,
-                        dropout=a.dropout, train_layers=a.train_layers, rehearsal=a.rehearsal, seed=a.seed,
+                        dropout=a.dropout, train_layers=a.train_layers, rehearsal=a.rehearsal, rehearsal_like=a.rehearsal_like, seed=a.seed,
                         progress=False)
     model = finetune(spec, on_progress=lambda e: print(e["text"], flush=True) if e.get("text") else None)
     minutes = (time.time() - t) / 60

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from aigc.checkpoint import from_pretrained
-from aigc.finetune.run import heldout_split
+from aigc.finetune.textrecipe import heldout_split
 from aigc.hub import resolve_model_path
 
 ALPHAS = (0.0, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)

@@ -12,7 +12,8 @@ import gradio as gr
 from aigc.data.uploads import UploadError, format_report, prepare_image_zip, prepare_text, upload_kind
 from aigc.finetune.jobs import IMAGE_RESOLUTIONS, JobError, JobManager
 from aigc.finetune.run import (FINETUNE_KINDS, Base, check_modality, image_fit_problem, image_resolution,
-                               heldout_split, resolve_base, text_block_size)
+                               resolve_base, text_block_size)
+from aigc.finetune.textrecipe import heldout_split
 from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 from demo.common import friendly, owner_id
 from demo.finetune_compare import compare_job

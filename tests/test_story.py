@@ -106,5 +106,5 @@ def test_cli_flags_checked(base_dir, tmp_path, capsys):
     from aigc.cli import main
     (tmp_path / "s.txt").write_text(ENGLISH * 6, encoding="utf-8")
     args = ["finetune", str(base_dir), "--data", str(tmp_path / "s.txt"), "--out", str(tmp_path / "r")]
-    assert main(args + ["--lr", "0"]) == 2 and "--lr must be more than 0" in capsys.readouterr().err
-    assert main(args + ["--patience", "-1"]) == 2 and "--patience must be 0 or more" in capsys.readouterr().err
+    assert main(args + ["--lr", "0"]) == 2 and "the learning rate must be more than 0" in capsys.readouterr().err
+    assert main(args + ["--patience", "-1"]) == 2 and "patience must be between 0 and" in capsys.readouterr().err

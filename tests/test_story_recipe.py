@@ -10,8 +10,8 @@ from aigc.checkpoint import from_pretrained, save_pretrained
 from aigc.data.text import TextData
 from aigc.data.zh import ZH_FILES, held_out
 from aigc.finetune.run import FinetuneSpec, finetune
-from aigc.finetune.textrecipe import (RehearsalData, heldout_span_bounds, layers_to_freeze, rehearsal_corpus,
-                                      split_heldout_spans)
+from aigc.finetune.textrecipe import (LIKE_MIN_CHARS, RehearsalData, heldout_span_bounds, layers_to_freeze,
+                                      paragraph_scores, paragraphs_like, rehearsal_corpus, split_heldout_spans)
 from aigc.kinds import build
 from aigc.text.tokenizer import CharTokenizer
 from aigc.train import adapt
@@ -110,6 +110,84 @@ def test_rehearsal_draws_only_training_paragraphs(tmp_path):
     assert "not available" in rehearsal_corpus("zh-modern", tok, 32, data_dir=tmp_path / "nowhere")[1]
 
 
+NIGHT = "月光洒在窗前，老人坐在院子里，猫轻轻地走过石板路，风吹动了门上的铁环。"
+SHOP = "快递很快，价格便宜，质量不错，包装完好，客服态度好，下次还会再买。"
+
+
+def _mixed_corpus(tok):
+    """Paragraphs of two registers, interleaved, and some too short to judge."""
+    paras = []
+    for i in range(60):
+        paras.append(f"{i:02d}" + (NIGHT if i % 2 else SHOP) * 2)
+        if i % 10 == 0:
+            paras.append(NIGHT[:10])                        # night-like but under LIKE_MIN_CHARS
+    return TextData(name="mixed", text="".join(p + "\n" for p in paras), tokenizer=tok, block_size=16), paras
+
+
+def test_rehearsal_keeps_the_paragraphs_most_like_the_story():
+    tok = CharTokenizer.from_text(NIGHT + SHOP + "0123456789\n")
+    corpus, paras = _mixed_corpus(tok)
+    story = NIGHT[5:] + NIGHT[:5] + "老人笑了。"             # the story's register; one character the corpus lacks
+    like, info = paragraphs_like(story, corpus, chars=400)
+    kept = like.text.splitlines()
+    assert kept and all(NIGHT in p for p in kept)             # only the night register
+    assert info["chars"] == len(like.text) >= 400 and info["paragraphs"] == len(kept) < 30
+    assert [p for p in paras if p in kept] == kept            # in corpus order
+    assert all(len(p) >= LIKE_MIN_CHARS for p in kept)        # short paragraphs are passed over
+    assert like.tokenizer is tok and like.block_size == 16 and like.split == "train"
+    shop, _ = paragraphs_like(SHOP * 3, corpus, chars=400)
+    assert all(SHOP in p for p in shop.text.splitlines())     # the other story, the other register
+    everything, info = paragraphs_like(story, corpus, chars=10 ** 6)
+    assert info["paragraphs"] == 60                           # all that can be judged, and no more
+    scores = paragraph_scores(torch.tensor(tok.encode(story)), corpus.ids, [len(p) + 1 for p in paras],
+                              tok.vocab_size)
+    assert torch.isfinite(scores).all() and scores.shape == (len(paras),)
+    night = torch.tensor([NIGHT in p for p in paras])
+    shop = torch.tensor([SHOP in p for p in paras])
+    assert scores[night].min() > scores[shop].max()           # every night paragraph above every shop one
+
+
+def test_rehearsal_paragraphs_are_parted_by_blank_lines_where_a_corpus_has_them():
+    """Poems (short lines, a blank line after each) are judged whole; a corpus of short lines only gives
+    nothing to choose from, said in words (the caller then rehearses the whole corpus)."""
+    tok = CharTokenizer.from_text(NIGHT + SHOP + "0123456789\n，。")
+    poems = [((NIGHT if i % 2 else SHOP) * 2).replace("，", "，\n") for i in range(40)]
+    corpus = TextData(name="poems", text="\n\n".join(poems) + "\n", tokenizer=tok, block_size=16)
+    like, info = paragraphs_like(NIGHT, corpus, chars=200)
+    assert info["of"] == 40 and info["paragraphs"] == 3      # whole poems: 3 x 76 characters reach 200
+    assert all(p.strip() in [q.strip() for q in poems if NIGHT[:4] in q] for p in like.text.split("\n\n") if p.strip())
+    lines = TextData(name="lines", text="短短的一行。\n" * 50, tokenizer=tok, block_size=16)
+    none, why = paragraphs_like(NIGHT, lines, chars=200)
+    assert none is None and f"no paragraph of {LIKE_MIN_CHARS} characters" in why
+
+
+def test_rehearsal_is_chosen_by_the_training_text_only(tmp_path, monkeypatch):
+    """The held-out spans of the upload must not choose what it rehearses: the selection sees data.text."""
+    import aigc.finetune.run as run
+    import aigc.finetune.textrecipe as recipe
+    tok = CharTokenizer.from_text(NIGHT + SHOP + "0123456789\n")
+    corpus, _ = _mixed_corpus(tok)
+    seen = []
+    monkeypatch.setattr(recipe, "rehearsal_corpus", lambda *a, **k: (corpus, None))
+    real = recipe.paragraphs_like
+    monkeypatch.setattr(recipe, "paragraphs_like", lambda sample, c, chars: seen.append(sample) or real(sample, c, chars))
+    story = TextData(name="upload:s", text=NIGHT * 4, tokenizer=tok, block_size=16)
+    report, rec = {}, {"rehearsal": 0.5, "rehearsal_like": 300}
+    data, what = recipe.with_rehearsal(story, run.Base("b", "char-lm", tmp_path, {"dataset": "zh-modern"}), rec, report)
+    assert seen == [story.text] and isinstance(data, RehearsalData)
+    assert all(NIGHT in p for p in data.corpus.text.splitlines())
+    assert "most like the upload" in what and report["rehearsal_selected"]["chars"] >= 300
+    assert NIGHT[:20] in report["rehearsal_selected"]["nearest"]
+    rec["rehearsal_like"] = 0                                 # 0: the whole corpus, at random
+    data, what = recipe.with_rehearsal(story, run.Base("b", "char-lm", tmp_path, {"dataset": "zh-modern"}), rec, {})
+    assert data.corpus is corpus and "most like" not in what and len(seen) == 1
+    short = TextData(name="lines", text="短短的一行。\n" * 50, tokenizer=tok, block_size=16)
+    monkeypatch.setattr(recipe, "rehearsal_corpus", lambda *a, **k: (short, None))
+    rec["rehearsal_like"], report = 300, {}
+    data, what = recipe.with_rehearsal(story, run.Base("b", "char-lm", tmp_path, {"dataset": "zh-modern"}), rec, report)
+    assert data.corpus is short and "rehearsal from the whole corpus: no paragraph" in report["rehearsal_note"]
+
+
 def test_heldout_spans_are_never_trained_on(base_dir, tmp_path):
     bounds = heldout_span_bounds(STORY, 32, 0.15, 4)
     assert len(bounds) == 4 and all(e - s >= 34 for s, e in bounds)
@@ -123,7 +201,7 @@ def test_heldout_spans_are_never_trained_on(base_dir, tmp_path):
     long_text = STORY * 40                                                  # a long upload keeps ~max_chars out
     _, capped, _ = split_heldout_spans(long_text, 32, 0.15, 4, max_chars=2_000)
     assert 2_000 <= len(capped) <= 2_500 < 0.15 * len(long_text)          # each span may run on to a line break
-    from aigc.finetune.run import heldout_split
+    from aigc.finetune.textrecipe import heldout_split
     assert len(heldout_split("line of text\n" * 100_000, 32)[1]) < 51_000  # the 50,000-character cap, as the tail's
     events = []
     finetune(FinetuneSpec(base=str(base_dir), data=_story(tmp_path), out=tmp_path / "run", steps=1, batch_size=4,
@@ -138,6 +216,29 @@ def test_heldout_spans_are_never_trained_on(base_dir, tmp_path):
 def test_cli_recipe_flags_checked(base_dir, tmp_path, capsys):
     from aigc.cli import main
     args = ["finetune", str(base_dir), "--data", str(_story(tmp_path)), "--out", str(tmp_path / "r")]
-    assert main(args + ["--dropout", "1"]) == 2 and "--dropout must be at least 0" in capsys.readouterr().err
-    assert main(args + ["--rehearsal", "-0.1"]) == 2 and "--rehearsal must be" in capsys.readouterr().err
+    assert main(args + ["--dropout", "1"]) == 2 and "dropout must be at least 0 and below 1" in capsys.readouterr().err
+    assert main(args + ["--rehearsal", "-0.1"]) == 2 and "the rehearsal share must be" in capsys.readouterr().err
+    assert main(args + ["--rehearsal-like", "-1"]) == 2 and "rehearsal kept must be between 0" in capsys.readouterr().err
+    for flags in (["--steps", "0"], ["--batch-size", "0"], ["--max-minutes", "-1"]):
+        assert main(args + flags) == 2 and "must be" in capsys.readouterr().err
     assert main(args + ["--train-layers", "middle"]) == 2 and "train layers must be" in capsys.readouterr().err
+
+
+def test_a_long_upload_trains_as_any_model_does(tmp_path):
+    """The short-story recipe (low rate, dropout, rehearsal) is for uploads under SMALL_CORPUS_CHARS; a longer
+    one on a saved base keeps the model's own rate and dropout and rehearses nothing, unless asked."""
+    from aigc.data.uploads.text import SMALL_CORPUS_CHARS
+    from aigc.finetune.run import Base
+    from aigc.finetune.textrecipe import TEXT_FINETUNE_LR, TEXT_FINETUNE_REHEARSAL, recipe_line, text_recipe
+    saved, scratch = Base("b", "char-lm", tmp_path, {}), Base("char-lm", "char-lm")
+    spec = FinetuneSpec(base="b", data="x.txt", out=tmp_path / "r")
+    short = text_recipe(spec, saved, SMALL_CORPUS_CHARS - 1)
+    assert short["short_text"] and short["lr"] == TEXT_FINETUNE_LR and short["rehearsal"] == TEXT_FINETUNE_REHEARSAL
+    assert "the short-text recipe" in recipe_line(short)
+    long = text_recipe(spec, saved, SMALL_CORPUS_CHARS)
+    assert not long["short_text"] and long["lr"] is None and long["dropout"] is None and long["rehearsal"] == 0.0
+    assert "learning rate the model's default" in recipe_line(long) and "short-text" not in recipe_line(long)
+    asked = text_recipe(FinetuneSpec(base="b", data="x.txt", out=tmp_path / "r", lr=3e-4, rehearsal=0.5, dropout=0.2),
+                        saved, 10 ** 6)
+    assert (asked["lr"], asked["rehearsal"], asked["dropout"]) == (3e-4, 0.5, 0.2)
+    assert text_recipe(FinetuneSpec(base="b", data="x.txt", out=tmp_path / "r", rehearsal=0.5), scratch, 10)["rehearsal"] == 0

@@ -456,7 +456,7 @@ def test_finetune_time_budget(job, capsys):
     up, jd = job
     p = make_zip(up / "good.zip", good_members(32))
     assert main(["finetune", "dcgan", "--data", str(p), "--out", str(jd), "--max-minutes", "0", "--tiny"]) == 2
-    assert "--max-minutes must be positive" in capsys.readouterr().err and not jd.exists()
+    assert "the time limit must be more than 0" in capsys.readouterr().err and not jd.exists()
     rc = main(["finetune", "dcgan", "--data", str(p), "--out", str(jd), "--steps", "100000", "--max-minutes", "0.03",
                "--tiny", "--resolution", "32", "--batch-size", "8", "--no-progress", "--eval-every", "0"])
     assert rc == 0, capsys.readouterr().out

@@ -35,6 +35,8 @@ def register(sub) -> None:
                    help="a saved char-lm on a text: all, no-embeddings, or top-N (the top N blocks and the final norm; default: the recipe's)")
     s.add_argument("--rehearsal", type=float, default=None,
                    help="a saved char-lm on a text: share of each batch drawn from the base's own training corpus, when it is here (0: off; default: the recipe's)")
+    s.add_argument("--rehearsal-like", type=int, default=None, metavar="CHARS",
+                   help="a saved char-lm on a text: rehearse only the corpus paragraphs most like the upload, about this many characters (0: the whole corpus; default: the recipe's, 200000)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_finetune)
 
@@ -47,20 +49,7 @@ def _print_event(event: dict) -> None:
 def cmd_finetune(args) -> int:
     """Prepare an uploaded dataset (checked), report on it, then fine-tune or train from scratch."""
     from aigc.finetune.run import FinetuneSpec, finetune
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise UsageError("--max-minutes must be positive")
-    if args.lr is not None and not 0 < args.lr <= 1:
-        raise UsageError("--lr must be more than 0 and at most 1")
-    if args.patience is not None and args.patience < 0:
-        raise UsageError("--patience must be 0 or more")
-    if args.dropout is not None and not 0 <= args.dropout < 1:
-        raise UsageError("--dropout must be at least 0 and below 1")
-    if args.rehearsal is not None and not 0 <= args.rehearsal < 1:
-        raise UsageError("--rehearsal must be at least 0 and below 1")
+    # bounds are checked once, by aigc.finetune.run.check_spec (its ValueError is the CLI's one-line error)
     overrides = parse_set(args.set)
     if overrides and args.base not in _kinds():
         raise UsageError("--set changes a new model's config; a fine-tuned model keeps its base's")
@@ -69,7 +58,7 @@ def cmd_finetune(args) -> int:
                         device=args.device, seed=args.seed, tiny=args.tiny, overrides=overrides,
                         eval_every=args.eval_every, progress=not args.no_progress, lr=args.lr,
                         patience=args.patience, dropout=args.dropout, train_layers=args.train_layers,
-                        rehearsal=args.rehearsal)
+                        rehearsal=args.rehearsal, rehearsal_like=args.rehearsal_like)
     finetune(spec, on_progress=_print_event)
     return 0
 

@@ -23,15 +23,6 @@ from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 
 FINETUNE_KINDS = ("vae", "dcgan", "char-lm")     # what an upload can train (a text VAE needs poem lines)
 IMAGE_RESOLUTIONS = (28, 32, 64)
-# a saved char-lm on one short text (bench/story_finetune.py measured these; bench/README.md)
-TEXT_FINETUNE_LR = 1e-4         # with 75% rehearsal, a slower descent to a lower held-out score than 3e-4 (round 2)
-TEXT_FINETUNE_PATIENCE = 8      # at 1e-4 the held-out score creeps down a long plateau: 4 evaluations stop too soon
-TEXT_FINETUNE_EVAL_EVERY = 10   # a held-out score costs ~2 s on one thread: cheap enough to score every 10 steps
-TEXT_FINETUNE_DROPOUT = 0.1     # with rehearsal, the best story held-out score of five recipes (bench/README.md)
-TEXT_FINETUNE_LAYERS = "all"    # freezing the embeddings (tied to the output) scored worse on the held-out spans
-TEXT_FINETUNE_REHEARSAL = 0.75  # 3/4 of each batch from the base's own corpus: beat 0.5 on the held-out spans, 2 seeds
-TEXT_FINETUNE_HELDOUT_SPANS = 4     # four spans over the story, not its tail alone: a steadier early-stop score
-TEXT_FINETUNE_HELDOUT_SHARE = 0.15  # ~680 of 4,561 characters held out (the tail was 412)
 
 
 @dataclass
@@ -58,6 +49,7 @@ class FinetuneSpec:
     dropout: float | None = None       # dropout while fine-tuning only (the saved config keeps the base's)
     train_layers: str | None = None    # all | no-embeddings | top-N (the top N blocks and the final norm)
     rehearsal: float | None = None     # share of each batch from the base's own training corpus (0: off)
+    rehearsal_like: int | None = None  # rehearse only its paragraphs most like the upload, this many characters (0: all)
 
 
 @dataclass
@@ -155,34 +147,13 @@ def check_spec(spec: FinetuneSpec) -> None:
     if spec.rehearsal is not None:
         if not 0 <= check_number(spec.rehearsal, "the rehearsal share") < 1:
             raise ValueError("the rehearsal share must be at least 0 and below 1")
+    if spec.rehearsal_like is not None:
+        check_int(spec.rehearsal_like, 0, 10 ** 9, "the characters of rehearsal kept")
     if spec.train_layers is not None:
         from aigc.finetune.textrecipe import layers_to_freeze
         layers_to_freeze(spec.train_layers, 10 ** 6)      # the form; the depth is checked against the base
     if not Path(spec.data).is_file():
         raise ValueError(f"{Path(spec.data).name}: no such data file")
-
-
-def text_recipe(spec: FinetuneSpec, base: Base) -> dict:
-    """The text fine-tune's settings: the spec's, else the TEXT_FINETUNE_* defaults for a saved base
-    (a model trained from scratch keeps its config's dropout, trains every layer, rehearses nothing)."""
-    saved = base.path is not None
-    pick = (lambda given, default, scratch: given if given is not None else (default if saved else scratch))
-    return {"lr": pick(spec.lr, TEXT_FINETUNE_LR, None),
-            "dropout": pick(spec.dropout, TEXT_FINETUNE_DROPOUT, None),
-            "train_layers": pick(spec.train_layers, TEXT_FINETUNE_LAYERS, "all"),
-            "rehearsal": pick(spec.rehearsal, TEXT_FINETUNE_REHEARSAL, 0.0) if saved else 0.0,
-            "patience": TEXT_FINETUNE_PATIENCE if spec.patience is None else spec.patience,
-            "eval_every": TEXT_FINETUNE_EVAL_EVERY if spec.eval_every is None else spec.eval_every}
-
-
-def recipe_line(recipe: dict, rehearsal_what: str = "") -> str:
-    """The recipe in words, for the report, the card and bench/story_finetune.py."""
-    lr = f"{recipe['lr']:g}" if recipe.get("lr") else "the model's default"
-    drop = "the model's own" if recipe.get("dropout") is None else f"{recipe['dropout']:g} (while fine-tuning only)"
-    reh = (f"{recipe['rehearsal']:.0%} of each batch from {rehearsal_what}" if recipe.get("rehearsal") and rehearsal_what
-           else "off")
-    return (f"recipe: learning rate {lr}; dropout {drop}; layers trained: {recipe['train_layers']}; "
-            f"rehearsal: {reh}; evaluated every {recipe['eval_every']} steps, patience {recipe['patience']}")
 
 
 def _prepare_images(spec: FinetuneSpec, base: Base, out: Path, emit):
@@ -197,11 +168,12 @@ def _prepare_images(spec: FinetuneSpec, base: Base, out: Path, emit):
         raise ValueError(problem)
     if base.path is not None and data.labels is not None and not (base.config or {}).get("config", {}).get("num_classes"):
         data.labels, data.class_names = None, []    # an unconditional base ignores folders
-    return data, None, None
+    return data, None, None, {}
 
 
 def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
     from aigc.data.text import TextData
+    from aigc.finetune.textrecipe import heldout_split, recipe_line, text_recipe, with_rehearsal
     from aigc.data.uploads import format_report, prepare_text, write_report
     tok = None
     if base.path is not None:
@@ -229,8 +201,8 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
     heldout = None
     if held_text:
         heldout = TextData(name=data.name, text=held_text, tokenizer=tok, block_size=block, split="heldout")
-    recipe = text_recipe(spec, base)
-    data, what = _with_rehearsal(data, base, recipe, report)
+    recipe = text_recipe(spec, base, len(prep.text))
+    data, what = with_rehearsal(data, base, recipe, report)
     report["recipe"] = {**recipe, "line": recipe_line(recipe, what)}
     out.mkdir(parents=True, exist_ok=True)
     write_report(out, report)
@@ -242,32 +214,10 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
     lines += [f"  {note}", f"  {report['recipe']['line']}"]
     if report.get("rehearsal_note"):
         lines.append(f"  note: {report['rehearsal_note']}")
+    if (report.get("rehearsal_selected") or {}).get("nearest"):
+        lines.append(f"  the corpus paragraph most like it begins: {report['rehearsal_selected']['nearest']}")
     emit("report", text="\n".join(lines), report=report)
-    return data, heldout, _copy_tracker(train_text, emit) if held_text else None
-
-
-def heldout_split(text: str, block: int) -> tuple[str, str, str]:
-    """Held-out spans from several places of the text; its tail alone when it is too short for them.
-    A long text keeps at most TEXT_HELDOUT_MAX_CHARS out, as the tail does: the score reads a capped
-    number of windows, so more held out would only take text from training."""
-    from aigc.data.uploads import TEXT_HELDOUT_MAX_CHARS, split_heldout
-    from aigc.finetune.textrecipe import split_heldout_spans
-    return (split_heldout_spans(text, block, TEXT_FINETUNE_HELDOUT_SHARE, TEXT_FINETUNE_HELDOUT_SPANS,
-                                TEXT_HELDOUT_MAX_CHARS) or split_heldout(text, block))
-
-
-def _with_rehearsal(data, base: Base, recipe: dict, report: dict):
-    """(the data, with rehearsal batches when the recipe asks and the base's corpus is here; what it rehearses)."""
-    if not recipe["rehearsal"]:
-        return data, ""
-    from aigc.finetune.textrecipe import RehearsalData, rehearsal_corpus
-    dataset = (base.config or {}).get("dataset")
-    corpus, why = rehearsal_corpus(dataset, data.tokenizer, data.block_size)
-    if corpus is None:
-        recipe["rehearsal"] = 0.0
-        report["rehearsal_note"] = f"rehearsal off: {why}"
-        return data, ""
-    return RehearsalData(data, corpus, recipe["rehearsal"]), f"{dataset}'s training paragraphs (held-out ones excluded)"
+    return data, heldout, _copy_tracker(train_text, emit) if held_text else None, recipe
 
 
 def _copy_tracker(text: str, emit):
@@ -285,11 +235,10 @@ def _copy_tracker(text: str, emit):
     return measure
 
 
-def _train_options(spec: FinetuneSpec, base: Base, data, heldout, upload: str, batch: int):
+def _train_options(spec: FinetuneSpec, base: Base, data, heldout, upload: str, batch: int, recipe: dict):
     from aigc.train.loop import TrainOptions
     steps = spec.steps
     text_ft = upload == "text" and heldout is not None    # held-out score decides what is kept
-    recipe = text_recipe(spec, base) if upload == "text" else {}
     lr = recipe["lr"] if text_ft else spec.lr           # the recipe's lr is the spec's when one is given
     # quality over time: KID (random-conv features) and copy rate against the upload, or held-out
     # cross-entropy; images skip a due evaluation while evaluating has cost over 10% of training time,
@@ -338,11 +287,11 @@ def finetune(spec: FinetuneSpec, on_progress: Callable[[dict], None] | None = No
         raise ValueError("config overrides change a new model's config; a fine-tuned model keeps its base's")
     check_modality(base, upload)
     prepare = _prepare_images if upload == "images" else _prepare_text
-    data, heldout, extra = prepare(spec, base, out, emit)
+    data, heldout, extra, recipe = prepare(spec, base, out, emit)
     batch = min(spec.batch_size, len(data))
     if batch < spec.batch_size:
         emit("note", text=f"note: batch size lowered to {batch} (the data holds {len(data)} examples)")
-    opts = _train_options(spec, base, data, heldout, upload, batch)
+    opts = _train_options(spec, base, data, heldout, upload, batch, recipe)
     emit("running", total=spec.steps)
     if spec.resume and (out / "state.pt").is_file():
         again = TrainOptions(max_steps=spec.steps, epochs=None, max_minutes=None, progress=spec.progress,
