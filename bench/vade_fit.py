@@ -26,7 +26,7 @@ from aigc.configs.vade import PRESETS, RECIPES
 from aigc.data.images import load_dataset
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import init_prior_from_gmm, pretrain_autoencoder
+from aigc.train.vade_init import init_prior, pretrain_autoencoder
 
 
 def as_tensor(data) -> torch.Tensor:
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
                                                            flush=True))
     t_pre, c_pre = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    fit = init_prior_from_gmm(model, train, seed=a.seed, n_init=r["gmm_n_init"])
+    fit = init_prior(model, train, seed=a.seed, n_init=r["gmm_n_init"])
     t_gmm, c_gmm = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"stage": "gmm", "seconds": round(t_gmm, 1), "gmm_ll": round(fit.log_likelihood, 3),
                       **scores(model, test_x, test_y)}), flush=True)

@@ -32,7 +32,7 @@ from aigc.configs.vade import PRESETS
 from aigc.data.images import load_dataset
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import (encode_means, fit_diag_gmm, init_prior_from_gmm, pretrain_autoencoder,
+from aigc.train.vade_init import (encode_means, fit_diag_gmm, init_prior, pretrain_autoencoder,
                                   spectral_partition)
 from bench.vade_fit import as_tensor, elbo_epoch, scores
 
@@ -87,8 +87,7 @@ def main(argv=None) -> None:
         save_file(model.state_dict(), a.save)
     if not a.elbo:
         return
-    fit = init_prior_from_gmm(model, x_train, seed=a.seed, method="spectral", neighbours=a.neighbours,
-                              guide_epochs=a.guide)
+    fit = init_prior(model, x_train, seed=a.seed, method="spectral", neighbours=a.neighbours, guide_epochs=a.guide)
     print(json.dumps({"stage": "prior from the spectral partition", "guide_epochs": a.guide,
                       "groups_acc": round(cluster_accuracy(train.labels, fit.labels.numpy()), 4),
                       **scores(model, x_test, test.labels),

@@ -9,7 +9,7 @@ from torch import distributions as D
 
 from aigc.eval.cluster import cluster_accuracy, nmi
 from aigc.models.vade import VaDE, VaDEConfig
-from aigc.train.vade_init import (encode_means, fit_diag_gmm, gmm_from_partition, init_prior_from_gmm,
+from aigc.train.vade_init import (encode_means, fit_diag_gmm, gmm_from_partition, init_prior,
                                   pretrain_autoencoder)
 
 TINY = {"conv": {"arch": "conv", "width": 4, "hidden": 16, "latent_dim": 3, "n_clusters": 3},
@@ -223,16 +223,16 @@ def test_pretrain_then_gmm_init_sets_the_prior():
     moved = [pretrain_autoencoder(tiny("mlp"), images, epochs=1, batch_size=16, augment=1.0) for _ in range(2)]
     plain = pretrain_autoencoder(tiny("mlp"), images, epochs=1, batch_size=16)
     assert moved[0] == moved[1] and moved[0] != plain            # moved pictures, the same moves for one seed
-    fit = init_prior_from_gmm(model, images)
+    fit = init_prior(model, images)
     torch.testing.assert_close(model.prior_mu.detach(), fit.means)
     torch.testing.assert_close(torch.softmax(model.prior_logits, 0).detach(), fit.weights / fit.weights.sum())
     with pytest.raises(ValueError, match="takes"):
-        init_prior_from_gmm(model, torch.zeros(40, 1, 32, 32))
-    spec = init_prior_from_gmm(model, images, method="spectral", neighbours=5)
+        init_prior(model, torch.zeros(40, 1, 32, 32))
+    spec = init_prior(model, images, method="spectral", neighbours=5)
     assert spec.n_iter == 0 and not torch.equal(spec.means, fit.means)       # the graph's groups, no EM
     torch.testing.assert_close(model.prior_mu.detach(), spec.means)
     with pytest.raises(ValueError, match="gmm or spectral"):
-        init_prior_from_gmm(model, images, method="kmeans")
+        init_prior(model, images, method="kmeans")
 
 
 def test_a_given_cluster_posterior_replaces_p_c_given_z_in_the_elbo():
@@ -276,7 +276,7 @@ def test_guiding_the_codes_to_given_groups_makes_the_mixture_find_them():
     with pytest.raises(ValueError, match="one group in 0..2"):
         guide_to_groups(model, images, groups[:10], 1)
     with pytest.raises(ValueError, match="spectral"):
-        init_prior_from_gmm(model, images, guide_epochs=1)
+        init_prior(model, images, guide_epochs=1)
 
 
 def test_cluster_accuracy_matches_clusters_to_labels():
@@ -415,8 +415,8 @@ def test_the_switch_runs_once_when_it_is_the_first_step(tmp_path, one_thread, mo
     import aigc.train.objectives.vade as objective
 
     calls = []
-    real = objective.init_prior_from_gmm
-    monkeypatch.setattr(objective, "init_prior_from_gmm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = objective.init_prior
+    monkeypatch.setattr(objective, "init_prior", lambda *a, **k: calls.append(1) or real(*a, **k))
     run_vade(tmp_path / "run", 3, 0, **GUIDED)
     assert len(calls) == 1
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["flops_per_step"] > 0   # counted on step 1

@@ -315,10 +315,11 @@ def _merge_groups(a, lab, k: int):
     return np.searchsorted(np.array(alive), owner)[lab]
 
 
-def init_prior_from_gmm(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1, iters: int = 300,
-                        method: str = "gmm", neighbours: int = 15, guide_epochs: float = 0.0) -> GMMFit:
-    """Fit a diagonal mixture with the model's K components to the encoder means of `images`
-    and copy its weights, means and variances into the model's prior; returns the fit.
+def init_prior(model, images: torch.Tensor, *, seed: int = 0, n_init: int = 1, iters: int = 300,
+               method: str = "gmm", neighbours: int = 15, guide_epochs: float = 0.0) -> GMMFit:
+    """The prior at the switch from pretraining to the ELBO: a diagonal mixture with the model's K
+    components fitted to the encoder means of `images` (by EM or from spectral groups, then optionally
+    guided passes), its weights, means and variances copied into the model's prior; returns the fit.
 
     method "gmm" (the paper's): EM on the codes. "spectral": the groups of spectral_partition of the
     codes, each one component (gmm_from_partition), for codes whose groups are not Gaussian blobs.

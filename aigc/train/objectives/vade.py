@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from aigc.train.augment import random_affine
 from aigc.train.objectives.base import Objective
 from aigc.train.options import VaDEOptions
-from aigc.train.vade_init import init_prior_from_gmm, spectral_min_points
+from aigc.train.vade_init import init_prior, spectral_min_points
 
 PRETRAIN, ELBO = "pretrain", "elbo"
 
@@ -88,9 +88,8 @@ class VaDEObjective(Objective):
     def fit_prior(self) -> None:
         """Fit the mixture to the codes and start the ELBO (no fit when gmm_images is 0)."""
         if self.options.gmm_images:
-            fit = init_prior_from_gmm(self.model, self.gmm_sample(), seed=0, n_init=self.options.gmm_n_init,
-                                      method=self.options.prior_init,
-                                      guide_epochs=self.options.prior_guide_epochs)
+            fit = init_prior(self.model, self.gmm_sample(), seed=0, n_init=self.options.gmm_n_init,
+                             method=self.options.prior_init, guide_epochs=self.options.prior_guide_epochs)
             self.gmm = {"gmm_ll": round(fit.log_likelihood, 6), "gmm_iters": int(fit.n_iter),
                         "gmm_images": int(min(self.options.gmm_images, len(self.data.images)))}
         self.phase = ELBO
