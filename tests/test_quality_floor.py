@@ -11,7 +11,7 @@ characters, the sentence VAE 200 held-out lines:
   vae-mnist         domain_fd 112 / 2128 [97]  diversity 1.06 / 0.00   kid_randconv 0.001 / 1.05
   vae-fashion       domain_fd 55 / 1093 [43]   diversity 0.95 / 0.00   kid_randconv 0.002 / 0.59
   vade-mnist        domain_fd 56 / 2120 [29]   diversity 0.91 / 0.01   cluster_acc 0.94 / 0.14 [0.95]
-  vade-fashion      domain_fd 44 / 1065 [29]   diversity 0.87 / 0.04   cluster_acc 0.58 / 0.13 [0.56]
+  vade-fashion      domain_fd 69 / 1065 [34]   diversity 0.80 / 0.04   cluster_acc 0.63 / 0.13 [0.61]
   seed-gan-mnist    domain_fd 519 / 2058 [521] diversity 0.86 / 0.06   kid_randconv 0.001 / 0.99
   seed-gan-fashion  domain_fd 483 / 981 [473]  diversity 0.81 / 0.17   kid_randconv 0.014 / 0.54
   char-shakespeare  nats/char 1.46 / 4.57 [1.32]   char-shakespeare-small 1.63 / 4.43 [1.41]
@@ -45,7 +45,7 @@ FLOORS = {
     "vae-mnist": {"domain_fd": (LE, 350), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "vae-fashion": {"domain_fd": (LE, 250), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "vade-mnist": {"domain_fd": (LE, 200), "diversity": (GE, 0.4), "cluster_acc": (GE, 0.8)},
-    "vade-fashion": {"domain_fd": (LE, 250), "diversity": (GE, 0.4), "cluster_acc": (GE, 0.35)},
+    "vade-fashion": {"domain_fd": (LE, 250), "diversity": (GE, 0.4), "cluster_acc": (GE, 0.45)},
     "seed-gan-mnist": {"domain_fd": (LE, 1000), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "seed-gan-fashion": {"domain_fd": (LE, 750), "diversity": (GE, 0.4), "kid_randconv": (LE, 0.2)},
     "char-shakespeare": {"nats_per_char": (LE, 1.8)},
