@@ -158,7 +158,9 @@ def _pair_lookup(ids: torch.Tensor, vocab: int):
     def count(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         q = prev * vocab + cur
         i = torch.searchsorted(keys, q).clamp(max=max(0, keys.numel() - 1))
-        return torch.where(keys[i] == q, counts[i], 0).double() if keys.numel() else torch.zeros(q.shape, dtype=torch.float64)
+        if not keys.numel():
+            return torch.zeros(q.shape, dtype=torch.float64)
+        return torch.where(keys[i] == q, counts[i], 0).double()
     return count
 
 
@@ -222,10 +224,10 @@ def paragraphs_like(sample: str, corpus, chars: int):
 
 def text_recipe(spec, base, chars: int) -> dict:
     """The text fine-tune's settings for an upload of `chars` characters on `base` (a run.Base; `spec` a
-    run.FinetuneSpec): the spec's, else the TEXT_FINETUNE_*
-    defaults for a saved base and a short upload. A model trained from scratch, or a saved one on an upload of
-    SMALL_CORPUS_CHARS or more, keeps its own learning rate and dropout, trains every layer, rehearses nothing:
-    the short-story recipe brakes what it guards against (a 100 KB upload learned a third less, bench/README.md)."""
+    run.FinetuneSpec): the spec's, else the TEXT_FINETUNE_* defaults for a saved base and a short upload.
+    A model trained from scratch, or a saved one on an upload of SMALL_CORPUS_CHARS or more, keeps its own
+    learning rate and dropout, trains every layer, rehearses nothing: on a long upload the short-story recipe
+    brakes against memorising that cannot happen (100 KB of licences learned a third less, bench/README.md)."""
     from aigc.data.uploads.text import SMALL_CORPUS_CHARS
     short = base.path is not None and chars < SMALL_CORPUS_CHARS
     pick = (lambda given, default, other: given if given is not None else (default if short else other))
