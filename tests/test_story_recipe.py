@@ -209,6 +209,8 @@ def test_heldout_spans_are_never_trained_on(base_dir, tmp_path):
     text = "\n".join(e.get("text", "") for e in events)
     assert "in 4 spans spread over the text" in text and "recipe: learning rate" in text
     assert "rehearsal off: the base's corpus (unrecorded)" in text    # this base records no built-in corpus
+    from aigc.data.uploads import format_report                       # the tab's job details: the same lines
+    assert format_report(json.loads((tmp_path / "run" / "report.json").read_text())) in text
     cfg = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert cfg["text_stats"]["chars"] == len(train)
 

@@ -25,7 +25,7 @@ def register(sub) -> None:
                         "text: held-out nats/char and the text copy rate); default steps/20, 10 for a saved text model "
                         "(images: skipped while they cost over 10%% of training time); 0: off")
     s.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: the model's; a saved char-lm on a text: 1e-4, measured for short stories)")
+                   help="learning rate (default: the model's; a saved char-lm on a short text (a \"small corpus\" in the report): the short-text recipe's, measured on stories)")
     s.add_argument("--patience", type=int, default=None,
                    help="text: stop after this many evaluations without a better held-out score (default 8; 0: never); "
                         "the weights of the best held-out score are the ones kept")
@@ -36,7 +36,7 @@ def register(sub) -> None:
     s.add_argument("--rehearsal", type=float, default=None,
                    help="a saved char-lm on a text: share of each batch drawn from the base's own training corpus, when it is here (0: off; default: the recipe's)")
     s.add_argument("--rehearsal-like", type=int, default=None, metavar="CHARS",
-                   help="a saved char-lm on a text: rehearse only the corpus paragraphs most like the upload, about this many characters (0: the whole corpus; default: the recipe's, 200000)")
+                   help="a saved char-lm on a text: rehearse only the corpus paragraphs most like the upload, about this many characters (0: the whole corpus; default: the recipe's)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_finetune)
 

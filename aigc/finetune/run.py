@@ -206,17 +206,7 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
     report["recipe"] = {**recipe, "line": recipe_line(recipe, what)}
     out.mkdir(parents=True, exist_ok=True)
     write_report(out, report)
-    lines = [format_report(report), f"  tokenizer: {report['tokenizer']}"]
-    if report.get("added_chars"):
-        lines.append(f"  added {report['added_chars']} characters to the vocabulary: {report['added_sample']}")
-    if report.get("script_note"):
-        lines.append(f"  note: {report['script_note']}")
-    lines += [f"  {note}", f"  {report['recipe']['line']}"]
-    if report.get("rehearsal_note"):
-        lines.append(f"  note: {report['rehearsal_note']}")
-    if (report.get("rehearsal_selected") or {}).get("nearest"):
-        lines.append(f"  the corpus paragraph most like it begins: {report['rehearsal_selected']['nearest']}")
-    emit("report", text="\n".join(lines), report=report)
+    emit("report", text=format_report(report), report=report)   # the job's details show the same lines
     return data, heldout, _copy_tracker(train_text, emit) if held_text else None, recipe
 
 

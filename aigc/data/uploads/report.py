@@ -111,4 +111,23 @@ def format_report(report: dict) -> str:
     if isinstance(report.get("groups"), dict):
         lines += group_lines(report["groups"])
     lines.append(f"  recommendation: {report['recommendation']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _run_lines(report))
+
+
+def _run_lines(report: dict) -> list[str]:
+    """What a fine-tune does with a text (the fields aigc.finetune.run adds to its report.json): the
+    tokenizer, characters added, what is held out, the recipe and what it rehearses. None in a check."""
+    lines = [f"  tokenizer: {report['tokenizer']}"] if report.get("tokenizer") else []
+    if report.get("tokenizer") and report.get("added_chars"):
+        lines.append(f"  added {report['added_chars']} characters to the vocabulary: {report['added_sample']}")
+    if report.get("tokenizer") and report.get("script_note"):
+        lines.append(f"  note: {report['script_note']}")
+    if report.get("heldout_note"):
+        lines.append(f"  {report['heldout_note']}")
+    if (report.get("recipe") or {}).get("line"):
+        lines.append(f"  {report['recipe']['line']}")
+    if report.get("rehearsal_note"):
+        lines.append(f"  note: {report['rehearsal_note']}")
+    if (report.get("rehearsal_selected") or {}).get("nearest"):
+        lines.append(f"  the corpus paragraph most like it begins: {report['rehearsal_selected']['nearest']}")
+    return lines
