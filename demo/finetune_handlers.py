@@ -11,8 +11,8 @@ import gradio as gr
 
 from aigc.data.uploads import UploadError, format_report, prepare_image_zip, prepare_text, upload_kind
 from aigc.finetune.jobs import IMAGE_RESOLUTIONS, JobError, JobManager
-from aigc.finetune.run import (FINETUNE_KINDS, Base, check_modality, image_fit_problem, image_resolution,
-                               resolve_base, text_block_size)
+from aigc.finetune.run import (FINETUNE_KINDS, Base, base_tokenizer, check_modality, image_fit_problem,
+                               image_resolution, resolve_base, text_block_size)
 from aigc.finetune.textrecipe import heldout_split
 from aigc.limits import FINETUNE_MINUTES_MAX, FINETUNE_STEPS_MAX
 from demo.common import friendly, owner_id
@@ -132,7 +132,7 @@ class FinetuneHandlers:
                 text += f"\n\n**Will not fit {b.name}**: {problem}"
             return "```\n" + text + "\n```" + (f"\n\n{rows}" if rows else ""), prep.preview
         block = text_block_size(b)
-        prep = prepare_text(path, block_size=block)
+        prep = prepare_text(path, block_size=block, tokenizer=base_tokenizer(b))   # says what it adds
         note = heldout_split(prep.text, block)[2]          # what the run will hold out, said before it runs
         return "```\n" + format_report(prep.report) + f"\n  {note}" + "\n```", None
 

@@ -192,6 +192,18 @@ def test_finetune_tab_handlers(tmp_path, zip64, managers):
     assert "value" not in h.suggest_base(None, "new:vae")
     md, preview = h.check_upload(str(zip64), "new:dcgan", "32")
     assert "64 images kept" in md and preview.size[0] > 32
+    # a saved text base: the check encodes the upload as the job will, and says which characters it adds
+    from aigc.checkpoint import save_pretrained
+    from aigc.kinds import build
+    from aigc.text.tokenizer import CharTokenizer
+    tok = CharTokenizer.from_text("some text\n")
+    lm = build("char-lm", tiny=True, vocab_size=tok.vocab_size).set_tokenizer(tok)
+    lm_dir = save_pretrained(lm, tmp_path / "weights" / "tiny-lm")
+    reg.entries["tiny-lm"] = types.SimpleNamespace(path=lm_dir, kind="char-lm", error=None)
+    story = tmp_path / "story.txt"
+    story.write_text("some text, now with a cat\n" * 40)
+    md, _ = h.check_upload(str(story), "tiny-lm", "auto")
+    assert "unknown to the tokenizer" in md and "added" in md and "characters to the vocabulary" in md
     token = "ab" * 16
     jid, pick, text, usage = h.start_job(str(zip64), "new:dcgan", "32", 200, 0, "tab model", token)
     assert m.status(jid)["spec"]["max_minutes"] == m.max_job_minutes            # 0: the server's ceiling

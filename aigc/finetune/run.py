@@ -123,6 +123,17 @@ def text_block_size(base: Base, tiny: bool = False, overrides: dict | None = Non
     return make_config(base.kind, tiny=tiny, **(overrides or {})).block_size
 
 
+def base_tokenizer(base: Base):
+    """A saved text base's tokenizer (None for a kind trained from scratch: the upload makes its own)."""
+    if base.path is None:
+        return None
+    from aigc.checkpoint import from_pretrained
+    tok = from_pretrained(base.path).tokenizer
+    if tok is None:
+        raise ValueError(f"{base.name} has no tokenizer.json; cannot encode text for it")
+    return tok
+
+
 def check_spec(spec: FinetuneSpec) -> None:
     """Bounds of a spec, before anything is read or written."""
     from aigc.limits import check_int, check_number
@@ -175,12 +186,7 @@ def _prepare_text(spec: FinetuneSpec, base: Base, out: Path, emit):
     from aigc.data.text import TextData
     from aigc.finetune.textrecipe import heldout_split, recipe_line, text_recipe, with_rehearsal
     from aigc.data.uploads import format_report, prepare_text, write_report
-    tok = None
-    if base.path is not None:
-        from aigc.checkpoint import from_pretrained
-        tok = from_pretrained(base.path).tokenizer
-        if tok is None:
-            raise ValueError(f"{base.name} has no tokenizer.json; cannot encode text for it")
+    tok = base_tokenizer(base)
     block = text_block_size(base, tiny=spec.tiny, overrides=spec.overrides)
     prep = prepare_text(spec.data, block_size=block, tokenizer=tok)
     report = prep.report
